@@ -1,0 +1,1 @@
+"""Loaders for real data formats, each returning a canonical Dataset."""

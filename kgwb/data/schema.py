@@ -1,0 +1,317 @@
+"""The canonical data model: one :class:`Dataset` that every loader and the sample generator return.
+
+Tables are pandas DataFrames (Arrow-backed strings where pandas offers them) and a dataset saves
+to / loads from a folder of Parquet files plus ``dataset.json`` (name, metadata, load report).
+
+Schema (``*`` = required column; every id is a string, so KGAT integer ids, Amazon ASINs and
+RecBole tokens share one type):
+
+``items``         * item_id, title, description, brand, category (leaf), category_path
+                  (``"Beauty > Hair Care > Shampoo"``), price (float)
+``users``         * user_id, plus any user features
+``interactions``  * user_id, * item_id, timestamp (Int64 seconds since epoch), rating (float),
+                  split (``train`` / ``valid`` / ``test`` when the source fixes a split)
+``reviews``       * user_id, * item_id, rating, text, summary, timestamp        (optional)
+``item_attributes`` * item_id, * attribute, * value — structured catalog attributes (optional)
+``kg``            * head, * relation, * tail — entity ids; items appear as entities through
+                  ``item_entities``                                              (optional)
+``entities``      * entity_id, * type (item/brand/category/...), name           (optional)
+``item_entities`` * item_id, * entity_id — which KG entity is which item         (optional)
+``truth``         named ground-truth tables (the sample generator's exact answers), e.g.
+                  ``attribute_spans`` and ``entity_variants``; never used as model input.
+
+Every table is optional except ``items``, ``users`` and ``interactions`` (which may be empty for
+a pure-KG or pure-text source such as OA-Mine).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kgwb.errors import DataError
+
+SPLITS = ("train", "valid", "test")
+
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "items": ("item_id",),
+    "users": ("user_id",),
+    "interactions": ("user_id", "item_id"),
+    "reviews": ("user_id", "item_id"),
+    "item_attributes": ("item_id", "attribute", "value"),
+    "kg": ("head", "relation", "tail"),
+    "entities": ("entity_id", "type"),
+    "item_entities": ("item_id", "entity_id"),
+}
+OPTIONAL_TABLES = ("reviews", "item_attributes", "kg", "entities", "item_entities")
+ID_COLUMNS = ("item_id", "user_id", "entity_id", "head", "tail", "relation")
+
+
+@dataclass
+class RejectedRow:
+    """One row a loader skipped under ``errors="skip"``."""
+
+    file: str
+    line: int
+    reason: str
+
+
+@dataclass
+class LoadReport:
+    """What a loader read, kept and rejected, so that ``loaded + rejected == read`` can be checked.
+
+    ``rows_read`` / ``rows_loaded`` count data rows (headers excluded) over all files read.
+    ``rejected`` keeps the first ``max_examples`` rejected rows in full and counts all of them
+    by reason in ``rejected_by_reason``.
+    """
+
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rejected_count: int = 0
+    rejected_by_reason: Counter = field(default_factory=Counter)
+    rejected: list[RejectedRow] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    max_examples: int = 50
+
+    def read(self, n: int = 1) -> None:
+        self.rows_read += n
+
+    def loaded(self, n: int = 1) -> None:
+        self.rows_loaded += n
+
+    def reject(self, file: str | Path, line: int, reason: str) -> None:
+        self.rejected_count += 1
+        self.rejected_by_reason[reason] += 1
+        if len(self.rejected) < self.max_examples:
+            self.rejected.append(RejectedRow(str(file), int(line), reason))
+
+    def merge(self, other: LoadReport) -> None:
+        self.rows_read += other.rows_read
+        self.rows_loaded += other.rows_loaded
+        self.rejected_count += other.rejected_count
+        self.rejected_by_reason.update(other.rejected_by_reason)
+        room = self.max_examples - len(self.rejected)
+        self.rejected.extend(other.rejected[: max(room, 0)])
+        self.files.extend(f for f in other.files if f not in self.files)
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_loaded + self.rejected_count == self.rows_read
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "rejected": self.rejected_count,
+            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "examples": [r.__dict__ for r in self.rejected],
+            "files": list(self.files),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LoadReport:
+        rep = cls(
+            rows_read=int(d.get("rows_read", 0)),
+            rows_loaded=int(d.get("rows_loaded", 0)),
+            rejected_count=int(d.get("rejected", 0)),
+            rejected_by_reason=Counter(d.get("rejected_by_reason", {})),
+            files=list(d.get("files", [])),
+        )
+        rep.rejected = [RejectedRow(**r) for r in d.get("examples", [])]
+        return rep
+
+
+def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
+
+
+@dataclass
+class Dataset:
+    """An e-commerce dataset in kgwb's canonical form (see the module docstring for the schema)."""
+
+    name: str
+    items: pd.DataFrame = field(default_factory=lambda: _empty(("item_id",)))
+    users: pd.DataFrame = field(default_factory=lambda: _empty(("user_id",)))
+    interactions: pd.DataFrame = field(default_factory=lambda: _empty(("user_id", "item_id")))
+    reviews: pd.DataFrame | None = None
+    item_attributes: pd.DataFrame | None = None
+    kg: pd.DataFrame | None = None
+    entities: pd.DataFrame | None = None
+    item_entities: pd.DataFrame | None = None
+    truth: dict[str, pd.DataFrame] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    report: LoadReport = field(default_factory=LoadReport)
+
+    # ----------------------------------------------------------------- views
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The non-empty canonical tables by name (ground truth excluded)."""
+        out = {"items": self.items, "users": self.users, "interactions": self.interactions}
+        for name in OPTIONAL_TABLES:
+            df = getattr(self, name)
+            if df is not None:
+                out[name] = df
+        return out
+
+    @property
+    def has_split(self) -> bool:
+        return "split" in self.interactions.columns and self.interactions["split"].notna().any()
+
+    def split(self, name: str) -> pd.DataFrame:
+        """Interactions of one predefined split (``train``/``valid``/``test``)."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+        if not self.has_split:
+            raise ValueError(f"dataset {self.name!r} has no predefined split")
+        return self.interactions[self.interactions["split"] == name]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts as one JSON-able dict (the ``kgwb data summary`` output)."""
+        inter = self.interactions
+        if self.has_split:
+            per_split = {s: int((inter["split"] == s).sum()) for s in SPLITS}
+        else:
+            per_split = {"all": len(inter)}
+        kg = self.kg
+        if kg is not None and len(kg):
+            if self.entities is not None and len(self.entities):
+                n_entities = len(self.entities)
+            else:
+                n_entities = int(pd.concat([kg["head"], kg["tail"]]).nunique())
+            per_relation = kg["relation"].value_counts().sort_index()
+            kg_stats = {
+                "entities": n_entities,
+                "relations": int(kg["relation"].nunique()),
+                "triples": len(kg),
+                "triples_per_relation": {str(k): int(v) for k, v in per_relation.items()},
+            }
+        else:
+            kg_stats = {"entities": 0, "relations": 0, "triples": 0, "triples_per_relation": {}}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "users": len(self.users),
+            "items": len(self.items),
+            "interactions": per_split,
+            "interactions_total": len(inter),
+            "reviews": 0 if self.reviews is None else len(self.reviews),
+            "item_attributes": 0 if self.item_attributes is None else len(self.item_attributes),
+            **kg_stats,
+            "load": self.report.to_dict(),
+        }
+        return out
+
+    # ------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Check required columns, unique ids and that interactions point at known users/items.
+
+        Loaders already reject bad rows with file/line context; this is the last line of defence
+        for hand-built datasets, so its messages name the table and the first offending row.
+        """
+        for name, df in self.tables().items():
+            missing = [c for c in REQUIRED_COLUMNS[name] if c not in df.columns]
+            if missing:
+                raise DataError(
+                    f"table {name!r} lacks required column(s) {missing}",
+                    expected=f"columns {list(REQUIRED_COLUMNS[name])}",
+                )
+        for name, key in (("items", "item_id"), ("users", "user_id"), ("entities", "entity_id")):
+            df = getattr(self, name)
+            if df is None:
+                continue
+            dup = df[key].duplicated(keep="first")
+            if dup.any():
+                row = int(dup.to_numpy().nonzero()[0][0])
+                raise DataError(
+                    f"duplicate {key} {df[key].iloc[row]!r} in table {name!r}",
+                    line=row + 1,
+                    row_kind="row",
+                    column=key,
+                    expected="unique ids",
+                )
+        for table, key, ref in (
+            ("interactions", "item_id", self.items),
+            ("interactions", "user_id", self.users),
+            ("reviews", "item_id", self.items),
+        ):
+            df = getattr(self, table)
+            if df is None or not len(df) or not len(ref):
+                continue
+            unknown = ~df[key].isin(ref[key])
+            if unknown.any():
+                row = int(unknown.to_numpy().nonzero()[0][0])
+                raise DataError(
+                    f"{table} row refers to unknown {key} {df[key].iloc[row]!r}",
+                    line=row + 1,
+                    row_kind="row",
+                    column=key,
+                    expected=f"an id present in the {key.split('_')[0]}s table",
+                )
+        if self.has_split:
+            bad = ~self.interactions["split"].isin(SPLITS)
+            if bad.any():
+                row = int(bad.to_numpy().nonzero()[0][0])
+                raise DataError(
+                    f"unknown split value {self.interactions['split'].iloc[row]!r}",
+                    line=row + 1,
+                    row_kind="row",
+                    column="split",
+                    expected="train, valid or test",
+                )
+
+    # -------------------------------------------------------------- storage
+    def save(self, directory: str | Path) -> Path:
+        """Write every table as Parquet plus ``dataset.json``; returns the folder."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, df in self.tables().items():
+            df.to_parquet(out / f"{name}.parquet", index=False)
+            written.append(name)
+        truth_dir = out / "truth"
+        for name, df in self.truth.items():
+            truth_dir.mkdir(exist_ok=True)
+            df.to_parquet(truth_dir / f"{name}.parquet", index=False)
+        manifest = {
+            "name": self.name,
+            "tables": written,
+            "truth": sorted(self.truth),
+            "meta": self.meta,
+            "report": self.report.to_dict(),
+            "kgwb_version": _version(),
+            "python": platform.python_version(),
+            "pandas": pd.__version__,
+        }
+        (out / "dataset.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Dataset:
+        """Read a folder written by :meth:`save`."""
+        src = Path(directory)
+        manifest_path = src / "dataset.json"
+        if not manifest_path.is_file():
+            raise DataError("not a saved kgwb dataset (no dataset.json)", file=src)
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as e:
+            raise DataError(e.msg, file=manifest_path, line=e.lineno, column=e.colno) from None
+        tables = {name: pd.read_parquet(src / f"{name}.parquet") for name in manifest["tables"]}
+        truth = {name: pd.read_parquet(src / "truth" / f"{name}.parquet") for name in manifest["truth"]}
+        return cls(
+            name=manifest["name"],
+            truth=truth,
+            meta=manifest.get("meta", {}),
+            report=LoadReport.from_dict(manifest.get("report", {})),
+            **tables,
+        )
+
+
+def _version() -> str:
+    from kgwb import __version__
+
+    return __version__
