@@ -1,0 +1,66 @@
+"""The ``kgwb`` command line: one sub-command group per stage, each calling the same entry points
+as the notebooks.  Stage modules own their sub-commands through a ``register(subparsers)``
+function listed in :data:`COMMAND_MODULES`, so this file stays a thin dispatcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from kgwb.errors import KgwbError
+
+#: modules that add sub-commands; each has ``register(subparsers) -> None`` and sets
+#: ``func=callable(args) -> int`` on its parsers.
+COMMAND_MODULES = (
+    "kgwb.data.cli",
+    "kgwb.pipeline",
+    "kgwb.text.cli",
+)
+
+
+def print_json(obj: Any) -> None:
+    """Print one JSON object on stdout (machine-readable CLI output)."""
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kgwb import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="kgwb",
+        description="Research workbench for e-commerce knowledge graphs built with language models.",
+    )
+    parser.add_argument("--version", action="version", version=f"kgwb {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:  # a stage whose optional dependencies are absent
+            if e.name and e.name.startswith("kgwb"):
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KgwbError as e:
+        print(f"kgwb: error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"kgwb: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""``kgwb data ...``: summarise a data source, or convert it to kgwb's Parquet layout."""
+
+from __future__ import annotations
+
+import argparse
+
+from kgwb.data import FORMATS
+
+
+def _add_source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "source", help="a file or folder, or sample:SIZE (tiny, small, medium, large, xlarge)"
+    )
+    p.add_argument("--format", choices=sorted(FORMATS), default=None, help="guessed when omitted")
+    p.add_argument(
+        "--on-bad-rows",
+        choices=("raise", "skip"),
+        default="raise",
+        help="raise: stop at the first bad row (default); skip: skip and count bad rows",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample generator (default 0)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="load, summarise and convert data sources")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    data_sub.required = True
+
+    summary = data_sub.add_parser(
+        "summary",
+        help="print one JSON object with users, items, interactions, KG and rejected rows",
+    )
+    _add_source_args(summary)
+    summary.set_defaults(func=_summary)
+
+    convert = data_sub.add_parser("convert", help="load a source and save it as kgwb Parquet")
+    _add_source_args(convert)
+    convert.add_argument("--out", required=True, help="output folder")
+    convert.set_defaults(func=_convert)
+
+
+def _load(args: argparse.Namespace):
+    from kgwb.data import load_dataset
+
+    options = {"seed": args.seed} if str(args.source).startswith("sample") else {}
+    return load_dataset(args.source, format=args.format, errors=args.on_bad_rows, **options)
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from kgwb.cli import print_json
+
+    print_json(_load(args).summary())
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from kgwb.cli import print_json
+
+    ds = _load(args)
+    path = ds.save(args.out)
+    print_json({"saved": str(path), **ds.summary()})
+    return 0

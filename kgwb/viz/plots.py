@@ -1,0 +1,113 @@
+"""plotly figures for 01_explore (and later stages).  Each builder takes tables, returns a Figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import plotly.io as pio
+
+TEMPLATE = "plotly_white"
+
+
+def setup_notebook() -> str:
+    """Use the mimetype renderer (JupyterLab draws it natively) plus the offline ``notebook``
+    renderer, which embeds plotly.js once per notebook so the HTML the pipeline renders works
+    without network.  Returns the renderer name."""
+    pio.renderers.default = "plotly_mimetype+notebook"
+    pio.templates.default = TEMPLATE
+    return pio.renderers.default
+
+
+def long_tail(popularity: pd.DataFrame, *, title: str = "Item popularity (long tail)") -> go.Figure:
+    """Interactions per item against popularity rank, log-log, with the cumulative share."""
+    pop = popularity[popularity["interactions"] > 0]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scattergl(
+            x=pop["rank"], y=pop["interactions"], mode="lines", name="interactions per item"
+        )
+    )
+    fig.add_trace(
+        go.Scattergl(
+            x=pop["rank"],
+            y=pop["cumulative_share"],
+            mode="lines",
+            name="cumulative share",
+            yaxis="y2",
+        )
+    )
+    fig.update_layout(
+        title=title,
+        xaxis={"title": "item rank", "type": "log"},
+        yaxis={"title": "interactions", "type": "log"},
+        yaxis2={"title": "cumulative share", "overlaying": "y", "side": "right", "range": [0, 1]},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def lorenz(popularity: pd.DataFrame, activity: pd.DataFrame) -> go.Figure:
+    """Lorenz curves of item popularity and user activity (the Gini coefficients made visible)."""
+    fig = go.Figure()
+    for name, counts in (
+        ("items", popularity["interactions"]),
+        ("users", activity["interactions"]),
+    ):
+        x = np.sort(counts.to_numpy(dtype=float))
+        if not len(x) or x.sum() == 0:
+            continue
+        cum = np.concatenate([[0.0], np.cumsum(x) / x.sum()])
+        share = np.linspace(0, 1, len(cum))
+        step = max(1, len(cum) // 2000)
+        fig.add_trace(go.Scatter(x=share[::step], y=cum[::step], mode="lines", name=name))
+    fig.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="equality", line={"dash": "dot"})
+    )
+    fig.update_layout(
+        title="Lorenz curves",
+        xaxis_title="share of items / users (least active first)",
+        yaxis_title="share of interactions",
+    )
+    return fig
+
+
+def activity_histogram(activity: pd.DataFrame) -> go.Figure:
+    """Distribution of interactions per user (log-binned counts)."""
+    fig = px.histogram(
+        activity, x="interactions", nbins=60, log_y=True, title="Interactions per user"
+    )
+    fig.update_layout(xaxis_title="interactions per user", yaxis_title="users")
+    return fig
+
+
+def breakdown_bars(table: pd.DataFrame, column: str) -> go.Figure:
+    """Items and interaction share per category/brand value."""
+    fig = px.bar(
+        table,
+        x=column,
+        y="interactions",
+        hover_data=["items", "interaction_share"],
+        title=f"Interactions per {column}",
+    )
+    fig.update_layout(xaxis_tickangle=-45)
+    return fig
+
+
+def text_length_box(ds_items: pd.DataFrame, reviews: pd.DataFrame | None = None) -> go.Figure:
+    """Box plots of text lengths (words) per field."""
+    frames = []
+    for col in ("title", "description"):
+        if col in ds_items.columns:
+            s = ds_items[col].dropna().astype(str)
+            frames.append(pd.DataFrame({"field": f"items.{col}", "words": s.str.split().str.len()}))
+    if reviews is not None and "text" in reviews.columns:
+        s = reviews["text"].dropna().astype(str)
+        if len(s) > 20000:
+            s = s.sample(20000, random_state=0)
+        frames.append(pd.DataFrame({"field": "reviews.text", "words": s.str.split().str.len()}))
+    data = (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["field", "words"])
+    )
+    return px.box(data, x="field", y="words", points=False, title="Text length (words)")

@@ -1,0 +1,79 @@
+"""The `kgwb` command line (run in-process through kgwb.cli.main and once as a real process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kgwb.cli import main
+from kgwb.data.sample import generate
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_data_summary_of_the_sample_matches_the_generator(capsys):
+    code, out, _ = _run(capsys, "data", "summary", "sample:tiny", "--seed", "3")
+    assert code == 0
+    summary = json.loads(out)
+    expected = generate("tiny", seed=3)
+    assert summary["users"] == len(expected.users)
+    assert summary["items"] == len(expected.items)
+    assert summary["interactions_total"] == len(expected.interactions)
+    assert sum(summary["interactions"].values()) == len(expected.interactions)
+    assert summary["triples"] == len(expected.kg)
+    assert summary["load"]["rejected"] == 0
+    for key in ("entities", "relations", "triples_per_relation", "reviews"):
+        assert key in summary
+
+
+def test_data_summary_reports_bad_rows_with_file_and_line(tmp_path, capsys):
+    d = tmp_path / "kgat"
+    d.mkdir()
+    (d / "train.txt").write_text("0 1 2\n1 x 3\n")
+    (d / "test.txt").write_text("0 3\n")
+    code, out, err = _run(capsys, "data", "summary", str(d), "--format", "kgat")
+    assert code == 2
+    assert f"{d / 'train.txt'}:2" in err
+    code, out, _ = _run(
+        capsys, "data", "summary", str(d), "--format", "kgat", "--on-bad-rows", "skip"
+    )
+    assert code == 0
+    load = json.loads(out)["load"]
+    assert load["rejected"] == 1
+    assert load["rows_loaded"] + load["rejected"] == load["rows_read"]
+
+
+def test_unknown_sample_size_lists_valid_ones(capsys):
+    code, _, err = _run(capsys, "data", "summary", "sample:gigantic")
+    assert code == 2
+    assert "tiny" in err and "small" in err
+
+
+def test_missing_source_is_a_clear_error(tmp_path, capsys):
+    code, _, err = _run(capsys, "data", "summary", str(tmp_path / "nope"))
+    assert code == 2
+    assert "nope" in err and "no such file" in err
+
+
+def test_convert_writes_a_loadable_dataset(tmp_path, capsys):
+    from kgwb.data import load_dataset
+
+    code, out, _ = _run(capsys, "data", "convert", "sample:tiny", "--out", str(tmp_path / "ds"))
+    assert code == 0
+    again = load_dataset(tmp_path / "ds")
+    assert again.summary()["interactions"] == json.loads(out)["interactions"]
+
+
+@pytest.mark.slow
+def test_console_script_help_lists_commands():
+    proc = subprocess.run(
+        [sys.executable, "-m", "kgwb.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "data" in proc.stdout and "pipeline" in proc.stdout

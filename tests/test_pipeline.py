@@ -1,0 +1,116 @@
+"""The papermill pipeline: runs notebooks in order, merges metrics, stops on a failing cell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kgwb.data.sample import generate
+from kgwb.paths import params_dir
+from kgwb.pipeline import (
+    PipelineError,
+    load_params,
+    read_metrics,
+    record_metrics,
+    run_pipeline,
+)
+
+
+def _notebook(path: Path, sources: list[str], params: str = "OUTPUT_DIR = ''") -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell] + [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_runs_explore_and_records_metrics(tmp_path):
+    result = run_pipeline(params=params_dir() / "smoke.yaml", out_dir=tmp_path, only=["01"])
+    assert result.ok
+    merged = json.loads((tmp_path / "metrics.json").read_text())
+    expected = generate("tiny", seed=0)
+    explore = merged["01_explore"]
+    assert explore["users"] == len(expected.users)
+    assert explore["items"] == len(expected.items)
+    assert explore["interactions"] == len(expected.interactions)
+    assert explore["rejected_rows"] == 0
+    assert 0.0 < explore["item_gini"] < 1.0
+    # executed notebook, its HTML, the index page and the saved dataset are all there
+    assert (tmp_path / "01_explore.ipynb").is_file()
+    html = (tmp_path / "01_explore.html").read_text()
+    assert "Explore the e-commerce data" in html
+    assert "01_explore.html" in (tmp_path / "index.html").read_text()
+    assert (tmp_path / "dataset" / "dataset.json").is_file()
+
+
+def test_failing_cell_stops_the_run_and_keeps_outputs(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(
+        nbs / "01_first.ipynb",
+        [
+            "from kgwb.pipeline import record_metrics\nrecord_metrics('01_first', {'x': 1}, output_dir=OUTPUT_DIR)"
+        ],
+    )
+    _notebook(nbs / "02_broken.ipynb", ["a = 1", "raise ValueError('planted failure')", "b = 2"])
+    _notebook(nbs / "03_never.ipynb", ["c = 3"])
+    out = tmp_path / "run"
+    with pytest.raises(PipelineError) as err:
+        run_pipeline(out_dir=out, notebooks_folder=nbs)
+    msg = str(err.value)
+    assert "02_broken.ipynb" in msg
+    assert "cell 2" in msg
+    assert "planted failure" in msg
+    # what ran before the failure is kept, the failing notebook's executed copy too
+    assert json.loads((out / "metrics.json").read_text()) == {"01_first": {"x": 1}}
+    assert (out / "02_broken.ipynb").is_file()
+    assert not (out / "03_never.ipynb").exists()
+    record = json.loads((out / "pipeline.json").read_text())
+    assert [nb["status"] for nb in record["notebooks"]] == ["ok", "failed"]
+
+
+def test_parameters_reach_only_notebooks_that_declare_them(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(
+        nbs / "01_a.ipynb",
+        [
+            "from kgwb.pipeline import record_metrics\nrecord_metrics('01_a', {'k': K}, output_dir=OUTPUT_DIR)"
+        ],
+        params="K = 1\nOUTPUT_DIR = ''",
+    )
+    params = {"parameters": {"K": 5, "UNUSED": 1}, "notebooks": {"01_a": {"K": 7}}}
+    result = run_pipeline(params=params, out_dir=tmp_path / "run", notebooks_folder=nbs)
+    assert result.metrics == {"01_a": {"k": 7}}
+
+
+def test_params_file_errors_name_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("parameters:\n  A: [1, 2\n")
+    with pytest.raises(PipelineError, match=r"bad\.yaml:\d+:\d+: invalid YAML"):
+        load_params(bad)
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("paramters: {}\n")
+    with pytest.raises(PipelineError, match="unknown top-level key"):
+        load_params(unknown)
+    with pytest.raises(PipelineError, match="not found"):
+        load_params(tmp_path / "missing.yaml")
+
+
+def test_record_and_read_metrics_roundtrip(tmp_path):
+    import numpy as np
+
+    record_metrics("s1", {"a": np.float32(0.5), "b": np.int64(3)}, output_dir=tmp_path)
+    assert read_metrics(tmp_path) == {"s1": {"a": 0.5, "b": 3}}
+    with pytest.raises(TypeError, match="cannot record"):
+        record_metrics("s2", {"bad": object()}, output_dir=tmp_path)
