@@ -20,6 +20,9 @@ COMMAND_MODULES = (
     "kgwb.data.cli",
     "kgwb.pipeline",
     "kgwb.text.cli",
+    "kgwb.kg.cli",
+    "kgwb.train.cli",
+    "kgwb.train.kge_cli",
 )
 
 
@@ -41,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
-        except ModuleNotFoundError as e:  # a stage whose optional dependencies are absent
-            if e.name and e.name.startswith("kgwb"):
+        except ModuleNotFoundError as e:  # a stage not present in this install
+            if e.name and (name == e.name or name.startswith(e.name + ".")):
                 continue
             raise
         module.register(sub)

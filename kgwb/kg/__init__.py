@@ -1,0 +1,1 @@
+"""Stage 2 — the knowledge graph: model, construction, entity resolution, store, exports."""
