@@ -1,7 +1,296 @@
-"""Stage 2 entry point: build the product KG from a dataset (catalog + text extraction)."""
+"""Stage 2 entry point: build the product KG from a dataset — catalog + text extraction +
+entity resolution — store it in LadybugDB and report its quality.
+
+``build_kg`` is what 02_build_kg and ``kgwb kg build`` call.  The extractor is either a
+fine-tuned model folder (``extract_model=PATH``), trained here by distant supervision from the
+dataset's own catalog attributes found in its titles (``extract_model="distant"``), or skipped
+(``None``).  With ground truth (the sample generator's ``truth`` tables) the result is scored:
+extraction precision/recall per attribute and entity-resolution pairwise precision/recall.
+"""
 
 from __future__ import annotations
 
-from kgwb.kg.catalog import catalog_graph
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-__all__ = ["catalog_graph"]
+import pandas as pd
+
+from kgwb.data.schema import Dataset
+from kgwb.kg.catalog import catalog_graph
+from kgwb.kg.model import KnowledgeGraph
+from kgwb.kg.quality import add_part, extracted_graph_part, quality_report
+from kgwb.kg.resolve import ResolutionConfig, ResolutionResult, pairwise_scores, resolve_entities
+from kgwb.runinfo import environment_info
+
+__all__ = ["KGBuildResult", "build_kg", "catalog_graph", "distant_records", "extract_spans"]
+
+DISTANT = "distant"
+
+
+@dataclass
+class KGBuildResult:
+    """The built graph plus everything measured while building it."""
+
+    kg: KnowledgeGraph
+    quality: dict[str, Any]
+    config: dict[str, Any]
+    timings: dict[str, float]
+    extraction_training: dict[str, Any] | None = None
+    resolution: ResolutionResult | None = None
+    resolution_scores: dict[str, Any] | None = None
+    spans: pd.DataFrame | None = None
+    out_dir: Path | None = None
+    store_path: Path | None = None
+    versions: dict[str, str] = field(default_factory=environment_info)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        q = self.quality
+        out: dict[str, Any] = {
+            "nodes": q["nodes"],
+            "edges": q["edges"],
+            "edges_by_source": q["edges_by_source"],
+            "nodes_by_type": q["nodes_by_type"],
+            "duplicate_rate": q.get("duplicate_rate"),
+            "attribute_coverage_mean": q.get("attribute_coverage_mean"),
+            **{f"{k}_seconds": round(v, 2) for k, v in self.timings.items()},
+        }
+        for key in ("extraction", "extraction_heldout"):
+            if key in q:
+                out[key] = {k: q[key][k] for k in ("precision", "recall", "f1", "unit")}
+        if self.extraction_training:
+            out["extractor_training"] = self.extraction_training
+        if self.resolution_scores:
+            out["resolution"] = self.resolution_scores
+        return out
+
+    def save(self, out_dir: str | Path | None = None) -> Path:
+        target = Path(out_dir) if out_dir is not None else self.out_dir
+        if target is None:
+            raise ValueError("no output folder given")
+        target.mkdir(parents=True, exist_ok=True)
+        self.kg.save(target / "kg")
+        if self.spans is not None:
+            self.spans.to_parquet(target / "extracted_spans.parquet", index=False)
+        if self.resolution is not None:
+            self.resolution.mapping.to_parquet(target / "resolution_mapping.parquet", index=False)
+            self.resolution.pairs.to_parquet(target / "resolution_pairs.parquet", index=False)
+        payload = {
+            "config": self.config,
+            "metrics": self.metrics,
+            "quality": self.quality,
+            "versions": self.versions,
+        }
+        (target / "kg_build.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        self.out_dir = target
+        return target
+
+
+def distant_records(dataset: Dataset, *, field: str = "title") -> pd.DataFrame:
+    """Distant-supervision records: each catalog attribute value with its item's text.
+
+    Long format (item_id, text, category, attribute, value); the extractor labels the value where
+    it occurs in the text and leaves it unlabelled where it does not.
+    """
+    if dataset.item_attributes is None or field not in dataset.items.columns:
+        raise ValueError(
+            f"distant supervision needs catalog attributes and item {field!r} text; "
+            f"dataset {dataset.name!r} lacks them"
+        )
+    items = dataset.items[
+        ["item_id", field] + (["category"] if "category" in dataset.items else [])
+    ]
+    items = items.rename(columns={field: "text"})
+    if "category" not in items:
+        items = items.assign(category="")
+    rec = dataset.item_attributes[["item_id", "attribute", "value"]].merge(items, on="item_id")
+    rec = rec.dropna(subset=["text"])
+    # items without any catalog attribute still teach the model what is *not* a value
+    bare = items[~items["item_id"].isin(rec["item_id"])].dropna(subset=["text"])
+    bare = bare.assign(attribute=None, value=None)
+    cols = ["item_id", "text", "category", "attribute", "value"]
+    return pd.concat([rec[cols], bare[cols]], ignore_index=True)
+
+
+def extract_spans(
+    dataset: Dataset, extractor, *, fields: tuple[str, ...] = ("title",), batch_size: int = 64
+) -> pd.DataFrame:
+    """Run ``extractor`` over item text fields; one row per span with its provenance."""
+    rows = []
+    cats = (
+        dataset.items["category"].fillna("").astype(str).tolist()
+        if "category" in dataset.items
+        else None
+    )
+    for fld in fields:
+        if fld not in dataset.items.columns:
+            continue
+        texts = dataset.items[fld].fillna("").astype(str).tolist()
+        found = extractor.extract(
+            texts, cats if extractor.settings.use_category else None, batch_size=batch_size
+        )
+        for item_id, spans in zip(dataset.items["item_id"].astype(str), found):
+            for s in spans:
+                rows.append(
+                    (
+                        item_id,
+                        fld,
+                        s["attribute"],
+                        s["value"],
+                        s["start"],
+                        s["end"],
+                        s["confidence"],
+                    )
+                )
+    return pd.DataFrame(
+        rows, columns=["item_id", "field", "attribute", "value", "start", "end", "confidence"]
+    )
+
+
+def _resolution_scores(
+    result: ResolutionResult, kg_before: KnowledgeGraph, truth: pd.DataFrame
+) -> dict:
+    """Pairwise precision/recall of brand resolution against ``entity_variants``."""
+    brands = truth[truth["kind"] == "brand"]
+    true_of_surface = brands.drop_duplicates("surface").set_index("surface")["canonical_id"]
+    nodes = kg_before.nodes[kg_before.nodes["type"] == "brand"]
+    surface = nodes.set_index("node_id")["name"].astype(str)
+    truth_by_node = surface.map(true_of_surface).dropna()
+    predicted = result.mapping.set_index("node_id")["canonical_id"]
+    return {
+        "brand": pairwise_scores(predicted.reindex(truth_by_node.index).dropna(), truth_by_node)
+    }
+
+
+def build_kg(
+    *,
+    dataset: Dataset,
+    extract_model: str | Path | None = DISTANT,
+    extract_fields: tuple[str, ...] = ("title",),
+    extractor_epochs: int = 5,
+    holdout: float = 0.2,
+    resolve: bool = True,
+    resolution: ResolutionConfig | None = None,
+    include_users: bool = False,
+    min_confidence: float = 0.5,
+    out_dir: str | Path | None = None,
+    store: bool = True,
+    seed: int = 0,
+    encoder: str | None = None,
+) -> KGBuildResult:
+    """Build, resolve, score, save and store the product KG of ``dataset``.
+
+    ``extract_model``: ``"distant"`` (fine-tune here from catalog attributes, default), a folder
+    with a fine-tuned extractor, or ``None`` (catalog only).  Extracted values below
+    ``min_confidence`` are dropped (and counted in the metrics).
+    """
+    config = {
+        "dataset": dataset.name,
+        "extract_model": str(extract_model) if extract_model is not None else None,
+        "extract_fields": list(extract_fields),
+        "extractor_epochs": extractor_epochs,
+        "holdout": holdout,
+        "resolve": resolve,
+        "include_users": include_users,
+        "min_confidence": min_confidence,
+        "seed": seed,
+        "encoder": encoder,
+    }
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    kg = catalog_graph(dataset, include_users=include_users)
+    timings["catalog"] = time.perf_counter() - t
+
+    spans = None
+    training = None
+    heldout_ids: set[str] = set()
+    if extract_model is not None:
+        from kgwb.text.extract import load_extractor, train_extractor
+
+        t = time.perf_counter()
+        if str(extract_model) == DISTANT:
+            records = distant_records(dataset, field=extract_fields[0])
+            # items held out of training score the extractor honestly on unseen text
+            ids = pd.Series(pd.unique(records["item_id"]))
+            held = set(ids.sample(frac=holdout, random_state=seed)) if holdout > 0 else set()
+            config["holdout_items"] = len(held)
+            heldout_ids = held
+            trained = train_extractor(
+                train=records[~records["item_id"].isin(held)],
+                out_dir=(Path(out_dir) / "extractor") if out_dir else None,
+                model=encoder,
+                epochs=extractor_epochs,
+                seed=seed,
+            )
+            extractor = trained.extractor
+            training = {
+                "examples": trained.n_train,
+                "values": trained.n_train_values,
+                "values_not_in_text": trained.n_train_unplaced,
+                "seconds": round(trained.train_seconds, 2),
+                "final_loss": round(trained.losses[-1], 4) if trained.losses else None,
+            }
+        else:
+            extractor = load_extractor(extract_model)
+        timings["extractor_training"] = time.perf_counter() - t
+        t = time.perf_counter()
+        spans = extract_spans(dataset, extractor, fields=extract_fields)
+        timings["extraction"] = time.perf_counter() - t
+        kept = spans[spans["confidence"] >= min_confidence]
+        config["spans_below_min_confidence"] = int(len(spans) - len(kept))
+        name = getattr(extractor.settings, "model", None) or "extractor"
+        nodes, edges = extracted_graph_part(kept, extractor=f"kgwb-bio:{Path(str(name)).name}")
+        kg = add_part(kg, nodes, edges)
+
+    res = None
+    res_scores = None
+    merged_nodes = None
+    if resolve:
+        t = time.perf_counter()
+        cfg = resolution or ResolutionConfig(model=encoder)
+        before = kg
+        res = resolve_entities(kg, cfg)
+        kg = res.kg
+        merged_nodes = res.merged_nodes
+        timings["resolution"] = time.perf_counter() - t
+        if "entity_variants" in dataset.truth:
+            res_scores = _resolution_scores(res, before, dataset.truth["entity_variants"])
+
+    kg.meta.update({"seed": seed, "config": config})
+    truth = dataset.truth or None
+    if truth and "attribute_spans" in truth:
+        fields = set(extract_fields)
+        spans_truth = truth["attribute_spans"]
+        truth = {**truth, "attribute_spans": spans_truth[spans_truth["field"].isin(fields)]}
+    quality = quality_report(kg, items=dataset.items, truth=truth, merged_nodes=merged_nodes)
+    if heldout_ids and truth and "attribute_spans" in truth:
+        from kgwb.kg.quality import extraction_scores
+
+        held_edges = kg.edges[kg.edges["item_id"].isin(heldout_ids)]
+        held_truth = truth["attribute_spans"][truth["attribute_spans"]["item_id"].isin(heldout_ids)]
+        quality["extraction_heldout"] = extraction_scores(held_edges, held_truth)
+    result = KGBuildResult(
+        kg=kg,
+        quality=quality,
+        config=config,
+        timings=timings,
+        extraction_training=training,
+        resolution=res,
+        resolution_scores=res_scores,
+        spans=spans,
+    )
+    if out_dir is not None:
+        target = result.save(out_dir)
+        if store:
+            from kgwb.kg.store import GraphStore, default_store_path
+
+            t = time.perf_counter()
+            path = default_store_path(target / "kg")
+            GraphStore.build(kg, path, overwrite=True).close()
+            result.store_path = path
+            timings["store"] = time.perf_counter() - t
+            result.save(target)
+    return result

@@ -23,6 +23,7 @@ against a ground-truth table (the sample generator's ``entity_variants``) are co
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -38,10 +39,11 @@ LEGAL_SUFFIXES = frozenset(
     "inc incorporated co company corp corporation ltd limited llc plc gmbh ag sa srl bv the".split()
 )
 _NON_ALNUM = re.compile(r"[^0-9a-z& ]+")
+_ACRONYM_FORM = re.compile(r"^[A-Z][A-Z.&\- ]{0,8}$")
 
 
 def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKD", str(text))
+    text = unicodedata.normalize("NFKD", html.unescape(html.unescape(str(text))))
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
     return _NON_ALNUM.sub(" ", text.replace("'", ""))
 
@@ -163,6 +165,8 @@ def _candidate_pairs(
         if a:
             by_acronym.setdefault(a, []).append(i)
     for i, name in enumerate(names):
+        if not _ACRONYM_FORM.match(name.strip()):
+            continue  # "eos" is a word, "EOS" or "E.O.S." an acronym
         short = "".join(t for t in name_tokens(name) if t not in ("and", "of", "for"))
         hits = by_acronym.get(short, [])
         if len(short) <= 5 and hits and len({keys[j] for j in hits}) == 1:

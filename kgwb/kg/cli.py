@@ -1,0 +1,136 @@
+"""``kgwb kg ...``: build a product KG, query its graph store, export it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kgwb.errors import KgwbError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    kg = sub.add_parser("kg", help="build, query and export the product knowledge graph")
+    kg_sub = kg.add_subparsers(dest="kg_command", metavar="ACTION")
+    kg_sub.required = True
+
+    b = kg_sub.add_parser(
+        "build", help="catalog + text extraction + entity resolution → KG + store"
+    )
+    b.add_argument("--dataset", required=True, help="a data source: path or sample:SIZE")
+    b.add_argument("--format", default=None, help="data format (guessed when omitted)")
+    b.add_argument(
+        "--extract-model",
+        default="distant",
+        help="fine-tuned extractor folder, 'distant' (train here from catalog attributes, "
+        "default) or 'none' (catalog only)",
+    )
+    b.add_argument(
+        "--extract-epochs", type=int, default=5, help="epochs for --extract-model distant"
+    )
+    b.add_argument("--encoder", default=None, help="encoder name or path (default: bundled MiniLM)")
+    b.add_argument("--no-resolve", action="store_true", help="skip entity resolution")
+    b.add_argument("--with-users", action="store_true", help="add users and interaction edges")
+    b.add_argument("--no-store", action="store_true", help="do not build the LadybugDB store")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--out", required=True, help="output folder")
+    b.set_defaults(func=_build)
+
+    q = kg_sub.add_parser("query", help="run Cypher against a built KG's store; prints JSON rows")
+    q.add_argument("kg_dir", help="folder written by 'kgwb kg build' (or its kg/ folder)")
+    q.add_argument("cypher")
+    q.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="query parameter (repeatable); VALUE is JSON if it parses, else a string",
+    )
+    q.set_defaults(func=_query)
+
+    e = kg_sub.add_parser("export", help="export a built KG")
+    e.add_argument("kg_dir")
+    e.add_argument("--format", required=True, choices=["neo4j", "rdf", "graphml", "recbole"])
+    e.add_argument(
+        "--out", required=True, help="output file (rdf, graphml) or folder (neo4j, recbole)"
+    )
+    e.set_defaults(func=_export)
+
+    s = kg_sub.add_parser("stats", help="node/edge counts of a built KG as JSON")
+    s.add_argument("kg_dir")
+    s.set_defaults(func=_stats)
+
+
+def kg_folder(path: str | Path) -> Path:
+    """The saved KG inside a build folder (``DIR/kg``) or ``DIR`` itself."""
+    p = Path(path)
+    if (p / "kg" / "kg.json").is_file():
+        return p / "kg"
+    if (p / "kg.json").is_file():
+        return p
+    raise KgwbError(f"{p}: not a built KG (expected {p / 'kg' / 'kg.json'} or {p / 'kg.json'})")
+
+
+def _build(args: argparse.Namespace) -> int:
+    from kgwb.cli import print_json
+    from kgwb.data import load_dataset
+    from kgwb.kg.build import build_kg
+
+    options = {"seed": args.seed} if str(args.dataset).startswith("sample") else {}
+    ds = load_dataset(args.dataset, format=args.format, **options)
+    model = None if args.extract_model.lower() == "none" else args.extract_model
+    result = build_kg(
+        dataset=ds,
+        extract_model=model,
+        extractor_epochs=args.extract_epochs,
+        resolve=not args.no_resolve,
+        include_users=args.with_users,
+        store=not args.no_store,
+        out_dir=args.out,
+        seed=args.seed,
+        encoder=args.encoder,
+    )
+    print_json({"out": str(result.out_dir), "store": str(result.store_path), **result.metrics})
+    return 0
+
+
+def _parse_param(text: str):
+    import json
+
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise KgwbError(f"--param {text!r}: expected NAME=VALUE")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
+def _query(args: argparse.Namespace) -> int:
+
+    from kgwb.kg.store import GraphStore, default_store_path
+
+    params = dict(_parse_param(p) for p in args.param)
+    with GraphStore.open(default_store_path(kg_folder(args.kg_dir))) as store:
+        df = store.query(args.cypher, params or None)
+    print(df.to_json(orient="records", force_ascii=False, indent=2, default_handler=str))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from kgwb.cli import print_json
+    from kgwb.kg.export import export
+    from kgwb.kg.model import KnowledgeGraph
+
+    kg = KnowledgeGraph.load(kg_folder(args.kg_dir))
+    written = export(kg, args.format, args.out)
+    print_json({"format": args.format, "written": [str(p) for p in written]})
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from kgwb.cli import print_json
+    from kgwb.kg.model import KnowledgeGraph
+    from kgwb.kg.quality import quality_report
+
+    print_json(quality_report(KnowledgeGraph.load(kg_folder(args.kg_dir))))
+    return 0
