@@ -38,6 +38,7 @@ def test_data_summary_reports_bad_rows_with_file_and_line(tmp_path, capsys):
     d.mkdir()
     (d / "train.txt").write_text("0 1 2\n1 x 3\n")
     (d / "test.txt").write_text("0 3\n")
+    (d / "kg_final.txt").write_text("0 0 1\n")
     code, out, err = _run(capsys, "data", "summary", str(d), "--format", "kgat")
     assert code == 2
     assert f"{d / 'train.txt'}:2" in err

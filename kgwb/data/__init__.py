@@ -47,8 +47,18 @@ def detect_format(source: str | Path) -> str:
             " pass --format",
         )
     if p.suffix in {".jsonl", ".json"}:
-        return "attributes"
+        return "table" if _looks_like_amazon(p) else "attributes"
     return "table"
+
+
+def _looks_like_amazon(path: Path) -> bool:
+    """Amazon review/metadata JSON lines carry ``reviewerID`` or ``asin`` on every line."""
+    try:
+        with path.open("rb") as f:
+            first = f.readline(1 << 16)
+    except OSError:
+        return False
+    return b'"reviewerID"' in first or b'"asin"' in first or b"'asin'" in first
 
 
 def load_dataset(
