@@ -115,3 +115,33 @@ def test_pairwise_scores_hand_computed():
     assert (s["predicted_pairs"], s["true_pairs"]) == (3, 2)
     assert s["precision"] == pytest.approx(1 / 3, abs=1e-4)
     assert s["recall"] == pytest.approx(0.5)
+
+
+def test_numbers_abbreviations_and_typos():
+    from kgwb.kg.resolve import abbreviates, compact_key, edit_distance, same_numbers
+
+    assert not same_numbers("50 ml", "250 ml") and same_numbers("Skin79", "SKIN 79")
+    assert abbreviates("Umber Dev. LLC", "Umber Devices LLC")
+    assert not abbreviates("Umber Dev LLC", "Umber Devices LLC")  # no dot: not an abbreviation
+    assert not abbreviates("Dove", "Dover Tools")
+    assert edit_distance("jasperathletics", "jasperathleeics") == 1
+    assert edit_distance("abcd", "abdc") == 1  # a swap is one edit
+    assert edit_distance("short", "muchlongername") > 3
+    assert compact_key("UmberDevicesLLC") == compact_key("Umber Devices LLC") == "umberdevices"
+
+
+def test_values_with_different_numbers_never_merge():
+    nodes = pd.DataFrame(
+        {
+            "node_id": ["value:volume=50 ml", "value:volume=250 ml", "value:volume=50ml"],
+            "type": ["value"] * 3,
+            "name": ["50 ml", "250 ml", "50ml"],
+        }
+    )
+    edges = pd.DataFrame(columns=["head", "relation", "tail", "source", "confidence"])
+    result = resolve_entities(
+        KnowledgeGraph(nodes=nodes, edges=edges), ResolutionConfig(use_embeddings=False)
+    )
+    canon = result.mapping.set_index("node_id")["canonical_id"]
+    assert canon["value:volume=50 ml"] == canon["value:volume=50ml"]
+    assert canon["value:volume=250 ml"] != canon["value:volume=50 ml"]

@@ -107,6 +107,10 @@ def distant_records(dataset: Dataset, *, field: str = "title") -> pd.DataFrame:
     if "category" not in items:
         items = items.assign(category="")
     rec = dataset.item_attributes[["item_id", "attribute", "value"]].merge(items, on="item_id")
+    if "brand" in dataset.items.columns:  # the brand is an attribute of the text too
+        brand = dataset.items[["item_id", "brand"]].dropna().rename(columns={"brand": "value"})
+        brand = brand.assign(attribute="brand").merge(items, on="item_id")
+        rec = pd.concat([rec, brand[rec.columns]], ignore_index=True)
     rec = rec.dropna(subset=["text"])
     # items without any catalog attribute still teach the model what is *not* a value
     bare = items[~items["item_id"].isin(rec["item_id"])].dropna(subset=["text"])

@@ -10,9 +10,11 @@ How it decides, cheapest first:
    with the number of names, not its square: names that share a key prefix (sorted
    neighbourhood), plus the ``k`` nearest neighbours by encoder embedding (exact cosine top-k in
    chunks), plus acronym blocks (``P&G`` ↔ ``Procter & Gamble``).
-3. **Scoring.**  A candidate pair is merged when the character-trigram similarity of the keys is
-   high (typos) or when encoder cosine and trigram similarity are both above their thresholds,
-   or when one name is the acronym of the other and the acronym is unambiguous in its block.
+3. **Scoring.**  A candidate pair is merged when one name is the acronym of the other (and the
+   acronym is unambiguous), or — only if both carry the same numbers, so ``50 ml`` never merges
+   with ``250 ml`` — when the keys differ by a small edit distance (typos), abbreviate each other
+   word by word (``Dev.`` ↔ ``Devices``), have a high character-trigram similarity, or have both
+   encoder cosine and trigram similarity above their thresholds.
    Merges are transitive (union-find); each cluster's canonical node is its most connected
    member (ties: the spelling most members share, then the shortest name).
 
@@ -69,6 +71,60 @@ def acronym(name: str) -> str:
     if len(words) < 2 or all(len(w) == 1 for w in words):  # "P&G" is an acronym already
         return ""
     return "".join(w[0] for w in words)
+
+
+_DIGITS = re.compile(r"\d+")
+_COMPACT_SUFFIXES = ("llc", "inc", "ltd", "corp", "gmbh")
+
+
+def compact_key(name: str) -> str:
+    """:func:`match_key` with a legal suffix glued to the name removed (``UmberDevicesLLC``)."""
+    key = match_key(name)
+    for suffix in _COMPACT_SUFFIXES:
+        if key.endswith(suffix) and len(key) - len(suffix) >= 4:
+            return key[: -len(suffix)]
+    return key
+
+
+def edit_distance(a: str, b: str, limit: int = 3) -> int:
+    """Optimal-string-alignment distance (insert, delete, substitute, swap), capped at ``limit``+1."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def abbreviates(a: str, b: str) -> bool:
+    """Word-by-word abbreviation: ``"Umber Dev. LLC"`` ↔ ``"Umber Devices LLC"`` — same number of
+    words, each equal or a 3+ letter prefix written with a dot, at least one abbreviated."""
+    ta, tb = name_tokens(a), name_tokens(b)
+    if len(ta) != len(tb) or len(ta) < 2 or "." not in a + b:
+        return False
+    shortened = 0
+    for x, y in zip(ta, tb):
+        if x == y:
+            continue
+        short, long_ = (x, y) if len(x) < len(y) else (y, x)
+        if len(short) < 3 or not long_.startswith(short):
+            return False
+        shortened += 1
+    return shortened > 0
+
+
+def same_numbers(a: str, b: str) -> bool:
+    """Names with different numbers are different entities ("50 ml" vs "250 ml", "5.0" vs "5.3")."""
+    return _DIGITS.findall(a) == _DIGITS.findall(b)
 
 
 def _trigrams(key: str) -> set[str]:
@@ -207,13 +263,20 @@ def resolve_entities(
         sub_names = [names[i] for i in idx]
         sub_emb = emb[idx] if emb is not None else None
         for (a, b), why in _candidate_pairs(sub_keys, sub_names, sub_emb, cfg).items():
-            tri = trigram_similarity(sub_keys[a], sub_keys[b])
+            ka, kb = sub_keys[a], sub_keys[b]
+            tri = trigram_similarity(ka, kb)
             cos = float(sub_emb[a] @ sub_emb[b]) if sub_emb is not None else float("nan")
-            merged = (
-                why == "key"
-                or why == "acronym"
-                or tri >= cfg.trigram_alone
-                or (cos >= cfg.embedding_threshold and tri >= cfg.trigram_with_embedding)
+            ca, cb = compact_key(sub_names[a]), compact_key(sub_names[b])
+            typo = min(len(ca), len(cb)) >= 6 and edit_distance(ca, cb) <= max(1, len(ca) // 8)
+            merged = why in ("key", "acronym") or (
+                same_numbers(ka, kb)
+                and (
+                    ca == cb
+                    or typo
+                    or abbreviates(sub_names[a], sub_names[b])
+                    or tri >= cfg.trigram_alone
+                    or (cos >= cfg.embedding_threshold and tri >= cfg.trigram_with_embedding)
+                )
             )
             if merged:
                 uf.union(int(idx[a]), int(idx[b]))
