@@ -196,9 +196,11 @@ def run_pipeline(
                 log_output=False,
             )
         except pm.PapermillExecutionError as e:
+            first_line = next((ln for ln in (e.source or "").splitlines() if ln.strip()), "")
             error = (
                 f"notebook {nb.name} failed in cell {e.cell_index} (execution count "
-                f"{e.exec_count}): {e.ename}: {e.evalue}. Executed copy kept at {output}"
+                f"{e.exec_count}, starting {first_line.strip()!r}): {e.ename}: {e.evalue}. "
+                f"Executed copy kept at {output}"
             )
         seconds = time.perf_counter() - start
         html_path = render_html(output) if output.is_file() else None

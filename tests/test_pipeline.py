@@ -69,7 +69,9 @@ def test_failing_cell_stops_the_run_and_keeps_outputs(tmp_path):
         run_pipeline(out_dir=out, notebooks_folder=nbs)
     msg = str(err.value)
     assert "02_broken.ipynb" in msg
-    assert "cell 2" in msg
+    # papermill injects a parameters cell, so the failing cell is the fourth (index 3)
+    assert "cell 3" in msg
+    assert "raise ValueError('planted failure')" in msg
     assert "planted failure" in msg
     # what ran before the failure is kept, the failing notebook's executed copy too
     assert json.loads((out / "metrics.json").read_text()) == {"01_first": {"x": 1}}

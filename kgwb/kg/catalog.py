@@ -225,7 +225,9 @@ def _dataset_triples(dataset: Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
         [r.startswith(p) for r, p in zip(raw.to_numpy(), prefix.to_numpy())], dtype=bool
     )
     node_of.loc[unlinked] = np.where(already, raw, prefix + raw)
-    stripped = np.where(already, raw.str.split(":", n=1).str[1], name_of[unlinked])
+    # a name from the entity table wins; otherwise the id without its type prefix
+    named = (name_of[unlinked] != raw).to_numpy()
+    stripped = np.where(already & ~named, raw.str.split(":", n=1).str[1], name_of[unlinked])
     name_of.loc[unlinked] = stripped
     nodes = pd.DataFrame(
         {"node_id": node_of.to_numpy(), "type": type_of.to_numpy(), "name": name_of.to_numpy()}
