@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "kgwb.kg.cli",
     "kgwb.train.cli",
     "kgwb.train.kge_cli",
+    "kgwb.viz.cli",
 )
 
 

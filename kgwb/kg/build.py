@@ -175,6 +175,7 @@ def build_kg(
     extract_model: str | Path | None = DISTANT,
     extract_fields: tuple[str, ...] = ("title",),
     extractor_epochs: int = 5,
+    extractor_max_items: int | None = None,
     holdout: float = 0.2,
     resolve: bool = True,
     resolution: ResolutionConfig | None = None,
@@ -188,7 +189,9 @@ def build_kg(
     """Build, resolve, score, save and store the product KG of ``dataset``.
 
     ``extract_model``: ``"distant"`` (fine-tune here from catalog attributes, default), a folder
-    with a fine-tuned extractor, or ``None`` (catalog only).  Extracted values below
+    with a fine-tuned extractor, or ``None`` (catalog only).  Distant supervision trains on a
+    seeded ``1 - holdout`` share of the items (at most ``extractor_max_items`` of them) and the
+    held-out items score the extractor on text it never saw.  Extracted values below
     ``min_confidence`` are dropped (and counted in the metrics).
     """
     config = {
@@ -197,6 +200,7 @@ def build_kg(
         "extract_fields": list(extract_fields),
         "extractor_epochs": extractor_epochs,
         "holdout": holdout,
+        "extractor_max_items": extractor_max_items,
         "resolve": resolve,
         "include_users": include_users,
         "min_confidence": min_confidence,
@@ -222,8 +226,14 @@ def build_kg(
             held = set(ids.sample(frac=holdout, random_state=seed)) if holdout > 0 else set()
             config["holdout_items"] = len(held)
             heldout_ids = held
+            train_records = records[~records["item_id"].isin(held)]
+            if extractor_max_items is not None:  # cap training cost on large catalogs
+                keep_ids = pd.Series(pd.unique(train_records["item_id"]))
+                if len(keep_ids) > extractor_max_items:
+                    keep_ids = keep_ids.sample(n=extractor_max_items, random_state=seed)
+                train_records = train_records[train_records["item_id"].isin(set(keep_ids))]
             trained = train_extractor(
-                train=records[~records["item_id"].isin(held)],
+                train=train_records,
                 out_dir=(Path(out_dir) / "extractor") if out_dir else None,
                 model=encoder,
                 epochs=extractor_epochs,

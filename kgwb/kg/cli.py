@@ -27,6 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--extract-epochs", type=int, default=5, help="epochs for --extract-model distant"
     )
+    b.add_argument(
+        "--extract-max-items",
+        type=int,
+        default=None,
+        help="train the distant extractor on at most this many items (default: all)",
+    )
     b.add_argument("--encoder", default=None, help="encoder name or path (default: bundled MiniLM)")
     b.add_argument("--no-resolve", action="store_true", help="skip entity resolution")
     b.add_argument("--with-users", action="store_true", help="add users and interaction edges")
@@ -82,6 +88,7 @@ def _build(args: argparse.Namespace) -> int:
         dataset=ds,
         extract_model=model,
         extractor_epochs=args.extract_epochs,
+        extractor_max_items=args.extract_max_items,
         resolve=not args.no_resolve,
         include_users=args.with_users,
         store=not args.no_store,

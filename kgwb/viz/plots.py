@@ -128,3 +128,55 @@ def text_length_box(ds_items: pd.DataFrame, reviews: pd.DataFrame | None = None)
         )
     fig.update_layout(title="Text length (words)", yaxis_title="words", showlegend=False)
     return fig
+
+
+def learning_curves(curves: pd.DataFrame, *, metric: str = "valid_recall@20") -> go.Figure:
+    """Training loss and a validation metric per epoch, one line per run (long-form input with
+    columns run, epoch, loss and the metric — :meth:`ExperimentResult.curves`)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", metric))
+    for i, (run, g) in enumerate(curves.groupby("run", sort=False)):
+        color = px.colors.qualitative.Plotly[i % len(px.colors.qualitative.Plotly)]
+        fig.add_trace(
+            go.Scatter(
+                x=g["epoch"],
+                y=g["loss"],
+                name=str(run),
+                legendgroup=str(run),
+                line={"color": color},
+            ),
+            row=1,
+            col=1,
+        )
+        if metric in g:
+            m = g.dropna(subset=[metric])
+            fig.add_trace(
+                go.Scatter(
+                    x=m["epoch"],
+                    y=m[metric],
+                    name=str(run),
+                    legendgroup=str(run),
+                    showlegend=False,
+                    line={"color": color},
+                ),
+                row=1,
+                col=2,
+            )
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(title="Learning curves")
+    return fig
+
+
+def model_comparison(
+    table: pd.DataFrame, *, metrics: tuple[str, ...] = ("test recall@20", "test ndcg@20")
+) -> go.Figure:
+    """Grouped bars of test metrics per run (a row of :class:`ExperimentResult.table` each)."""
+    long = table.melt(
+        id_vars=["run"], value_vars=[m for m in metrics if m in table], var_name="metric"
+    )
+    fig = px.bar(
+        long, x="run", y="value", color="metric", barmode="group", title="Model comparison"
+    )
+    fig.update_layout(xaxis_title="", yaxis_title="")
+    return fig

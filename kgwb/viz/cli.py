@@ -1,0 +1,240 @@
+"""``kgwb viz ego``, ``kgwb search`` and ``kgwb recommend``: graph views, semantic product search
+and explained recommendations from the command line (JSON on stdout)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kgwb.errors import KgwbError
+
+SEARCH_INDEX_DIR = "search_index"
+RECOMMENDATIONS_FILE = "recommendations.parquet"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    viz = sub.add_parser("viz", help="interactive graph views (self-contained HTML)")
+    viz_sub = viz.add_subparsers(dest="viz_command", metavar="VIEW")
+    viz_sub.required = True
+    ego = viz_sub.add_parser("ego", help="the capped neighbourhood of one KG node as HTML")
+    ego.add_argument("kg_dir", help="folder written by 'kgwb kg build' (or its kg/ folder)")
+    ego.add_argument("node_id", help="node id, e.g. item:B00X or brand:acme")
+    ego.add_argument("--hops", type=int, default=2, help="neighbourhood radius (default 2)")
+    ego.add_argument("--max-nodes", type=int, default=200, help="node cap (default 200)")
+    ego.add_argument("--out", required=True, help="HTML file to write")
+    ego.set_defaults(func=_ego)
+
+    s = sub.add_parser("search", help="semantic product search over a built KG's items")
+    s.add_argument("kg_dir", help="folder written by 'kgwb kg build' (or its kg/ folder)")
+    s.add_argument("query")
+    s.add_argument("--k", type=int, default=10, help="results (default 10)")
+    s.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="KG filter, repeatable: brand=Acme, category=Shampoo, has_color=red (same key twice:"
+        " either value)",
+    )
+    s.add_argument("--model", default=None, help="encoder (default: bundled MiniLM)")
+    s.add_argument("--rebuild", action="store_true", help="re-embed the items even if cached")
+    s.set_defaults(func=_search)
+
+    r = sub.add_parser("recommend", help="top-k items for a user from a training run (JSON)")
+    r.add_argument("--run", required=True, help="training run folder")
+    r.add_argument("--user", required=True, help="user id")
+    r.add_argument("--k", type=int, default=10)
+    r.add_argument("--explain", action="store_true", help="attach KG paths to each item")
+    r.add_argument("--kg", default=None, help="built KG folder for --explain (default: RUN/kg)")
+    r.add_argument(
+        "--history",
+        nargs="+",
+        default=None,
+        metavar="ITEM",
+        help="the user's items for --explain (default: from the KG's user node or the run)",
+    )
+    r.add_argument("--max-hops", type=int, default=3, help="longest explanation path")
+    r.add_argument("--paths", type=int, default=3, help="explanations per item (default 3)")
+    r.set_defaults(func=_recommend)
+
+
+# ------------------------------------------------------------------------------- ego
+def _ego(args: argparse.Namespace) -> int:
+    from kgwb.cli import print_json
+    from kgwb.kg.cli import kg_folder
+    from kgwb.kg.model import KnowledgeGraph
+    from kgwb.viz.graph import ego_graph, ego_title, graph_html
+
+    kg = KnowledgeGraph.load(kg_folder(args.kg_dir))
+    g = ego_graph(kg, args.node_id, hops=args.hops, max_nodes=args.max_nodes)
+    graph_html(g, title=ego_title(g), centre=args.node_id, path=args.out)
+    print_json(
+        {
+            "out": str(args.out),
+            "centre": args.node_id,
+            "nodes": g.number_of_nodes(),
+            "edges": g.number_of_edges(),
+            "dropped": g.graph["dropped"],
+        }
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------- search
+def parse_filters(pairs: list[str]) -> dict[str, str | list[str]]:
+    """``["brand=Acme", "has_color=red", "has_color=blue"]`` → ``{"brand": "Acme",
+    "has_color": ["red", "blue"]}``."""
+    out: dict[str, list[str]] = {}
+    for text in pairs:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise KgwbError(f"--filter {text!r}: expected KEY=VALUE, e.g. brand=Acme")
+        out.setdefault(key.strip(), []).append(value.strip())
+    return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
+
+
+def load_or_build_index(kg_dir: str | Path, *, model: str | None = None, rebuild: bool = False):
+    """The search index cached in ``KG_DIR/search_index``, built from the KG's item nodes (names)
+    when absent, when ``rebuild`` or when it was built with another model."""
+    import sys
+
+    from kgwb.kg.cli import kg_folder
+    from kgwb.kg.model import KnowledgeGraph
+    from kgwb.search import SearchIndex, kg_items
+
+    cache = Path(kg_dir) / SEARCH_INDEX_DIR
+    if not rebuild and (cache / "index.json").is_file():
+        index = SearchIndex.load(cache)
+        if index.model == model:
+            return index
+    kg = KnowledgeGraph.load(kg_folder(kg_dir))
+    items = kg_items(kg)
+    print(f"kgwb: embedding {len(items)} item names into {cache}", file=sys.stderr)
+    index = SearchIndex.build(items, text_columns=("title",), model=model)
+    index.save(cache)
+    return index
+
+
+def _search(args: argparse.Namespace) -> int:
+    from kgwb.kg.cli import kg_folder
+    from kgwb.kg.store import GraphStore, default_store_path
+
+    filters = parse_filters(args.filter)
+    index = load_or_build_index(args.kg_dir, model=args.model, rebuild=args.rebuild)
+    if filters:
+        with GraphStore.open(default_store_path(kg_folder(args.kg_dir))) as store:
+            res = index.search(args.query, k=args.k, filters=filters, store=store)
+    else:
+        res = index.search(args.query, k=args.k)
+    print(res.to_json(orient="records", force_ascii=False, indent=2))
+    return 0
+
+
+# ------------------------------------------------------------------------- recommend
+def recommendations_for(run_dir: str | Path, user: str, k: int):
+    """(top-k DataFrame user_id/rank/item_id/score, the loaded recommender or None).
+
+    Uses the run's saved recommender when :mod:`kgwb.train.recommend` can load one, else
+    ``RUN/recommendations.parquet`` (columns user_id, item_id, score; rank optional)."""
+    import pandas as pd
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise KgwbError(f"{run}: no such training run folder")
+    loader = None
+    try:
+        from kgwb.train import recommend as rec_module
+
+        loader = getattr(rec_module, "load_recommender", None) or getattr(
+            getattr(rec_module, "RecommenderResult", None), "load", None
+        )
+    except ModuleNotFoundError:  # torch missing: the parquet route still works
+        loader = None
+    table = run / RECOMMENDATIONS_FILE
+    if loader is not None and not table.is_file():
+        try:
+            result = loader(run)
+        except (KgwbError, FileNotFoundError) as err:
+            raise KgwbError(
+                f"{run}: cannot load its recommender ({err}) and there is no {RECOMMENDATIONS_FILE}"
+            ) from err
+        return result.recommend([user], k), result
+    if not table.is_file():
+        raise KgwbError(
+            f"{run}: no saved recommender this kgwb can load and no {RECOMMENDATIONS_FILE}"
+            " (expected a folder written by 'kgwb train')"
+        )
+    df = pd.read_parquet(table)
+    missing = {"user_id", "item_id", "score"} - set(df.columns)
+    if missing:
+        from kgwb.errors import DataError
+
+        raise DataError(
+            f"lacks columns {sorted(missing)}", file=table, expected="user_id, item_id, score"
+        )
+    mine = df[df["user_id"].astype(str) == str(user)]
+    if mine.empty:
+        raise KgwbError(f"{table}: no recommendations for user {user!r}")
+    mine = mine.sort_values(["score", "item_id"], ascending=[False, True], kind="stable").head(k)
+    mine = mine.assign(rank=range(1, len(mine) + 1))
+    return mine[["user_id", "rank", "item_id", "score"]].reset_index(drop=True), None
+
+
+def user_history(kg, user: str, recommender=None) -> list[str]:
+    """Items the user interacted with: from the KG's ``user:ID`` node, else the recommender's
+    training split."""
+    node = f"user:{user}"
+    e = kg.edges
+    mine = e[(e["head"] == node) & (e["relation"] == "interacted")]["tail"]
+    if len(mine):
+        return sorted(str(x) for x in mine)
+    data = getattr(recommender, "data", None)
+    if data is not None:
+        import numpy as np
+
+        u = data.user_index([user])[0]
+        train = np.asarray(data.split("train"))
+        return sorted(str(data.item_ids[i]) for i in train[train[:, 0] == u][:, 1])
+    return []
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from kgwb.cli import print_json
+
+    top, recommender = recommendations_for(args.run, args.user, args.k)
+    out: dict = {"user": args.user, "run": str(args.run), "recommendations": []}
+    rows = top.to_dict(orient="records")
+    if args.explain:
+        from kgwb.kg.cli import kg_folder
+        from kgwb.kg.model import KnowledgeGraph
+        from kgwb.viz.explain import PathExplainer
+
+        kg_dir = args.kg if args.kg is not None else Path(args.run) / "kg"
+        kg = KnowledgeGraph.load(kg_folder(kg_dir))
+        history = args.history or user_history(kg, args.user, recommender)
+        if not history:
+            raise KgwbError(
+                f"no history for user {args.user!r} in {kg_dir} or the run; pass --history ITEM..."
+            )
+        known = set(kg.nodes["node_id"])
+        history = [h for h in history if h in known or f"item:{h}" in known]
+        explainer = PathExplainer(kg)
+        out["history"] = history
+        names = kg.nodes.set_index("node_id")["name"]
+        for row in rows:
+            item = str(row["item_id"])
+            nid = item if item in known else f"item:{item}"
+            if nid in known:
+                paths = explainer.explain(history, item, max_hops=args.max_hops, k=args.paths)
+                row["title"] = None if names.get(nid) is None else str(names[nid])
+                row["explanations"] = [p.to_dict() for p in paths]
+            else:
+                row["explanations"] = []
+    for row in rows:
+        row["item_id"] = str(row["item_id"])
+        row["user_id"] = str(row["user_id"])
+        row["rank"] = int(row["rank"])
+        row["score"] = float(row["score"])
+        out["recommendations"].append(row)
+    print_json(out)
+    return 0
