@@ -160,3 +160,26 @@ def test_cli_recommend_with_explanations(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(KgwbError, match="recommendations.parquet"):
         run_cli(["recommend", "--run", str(tmp_path / "empty"), "--user", "u1"])
+
+
+def test_explain_recommendations_table_has_one_row_per_recommendation():
+    import pandas as pd
+
+    from kgwb.data.sample import generate
+    from kgwb.kg.catalog import catalog_graph
+    from kgwb.viz.explain import explain_recommendations
+
+    ds = generate("tiny", seed=0)
+    kg = catalog_graph(ds)
+    train = ds.split("train")
+    user = train["user_id"].iloc[0]
+    history = {user: train.loc[train["user_id"] == user, "item_id"].tolist()}
+    # recommend an item of the same brand as a history item: a path must exist
+    brand = ds.items.set_index("item_id").loc[history[user][0], "brand"]
+    same = ds.items[(ds.items["brand"] == brand) & ~ds.items["item_id"].isin(history[user])]
+    target = same["item_id"].iloc[0] if len(same) else ds.items["item_id"].iloc[-1]
+    recs = pd.DataFrame({"user_id": [user], "rank": [1], "item_id": [target], "score": [0.5]})
+    table, paths = explain_recommendations(kg, recs, history)
+    assert list(table["item_id"]) == [target]
+    assert table["paths"].iloc[0] == len(paths[(user, target)]) > 0
+    assert table["why"].iloc[0] == paths[(user, target)][0].text

@@ -188,3 +188,31 @@ def test_extracted_edges_keep_provenance_and_score_against_truth():
     assert report["edges_by_source"]["extracted"] == 3
     assert report["extraction"]["correct"] == 2
     assert 0 < report["duplicate_rate"] < 1
+
+
+def test_attribute_confusion_pairs_overlapping_spans():
+    from kgwb.kg.quality import attribute_confusion
+
+    pred = pd.DataFrame(
+        {
+            "item_id": ["a", "a", "b"],
+            "field": ["title"] * 3,
+            "attribute": ["color", "material", "size"],
+            "start": [0, 10, 0],
+            "end": [3, 15, 2],
+        }
+    )
+    true = pd.DataFrame(
+        {
+            "item_id": ["a", "a", "b"],
+            "field": ["title"] * 3,
+            "attribute": ["color", "pattern", "volume"],
+            "start": [0, 12, 5],
+            "end": [3, 18, 9],
+        }
+    )
+    c = attribute_confusion(pred, true)
+    assert c.loc["color", "color"] == 1
+    assert c.loc["pattern", "material"] == 1  # overlapping span, wrong attribute
+    assert c.loc["(none)", "size"] == 1  # predicted where nothing is true
+    assert c.loc["volume", "(missed)"] == 1

@@ -176,6 +176,7 @@ def build_kg(
     extract_fields: tuple[str, ...] = ("title",),
     extractor_epochs: int = 5,
     extractor_max_items: int | None = None,
+    extractor_lr: float = 5e-4,
     holdout: float = 0.2,
     resolve: bool = True,
     resolution: ResolutionConfig | None = None,
@@ -201,6 +202,7 @@ def build_kg(
         "extractor_epochs": extractor_epochs,
         "holdout": holdout,
         "extractor_max_items": extractor_max_items,
+        "extractor_lr": extractor_lr,
         "resolve": resolve,
         "include_users": include_users,
         "min_confidence": min_confidence,
@@ -237,6 +239,7 @@ def build_kg(
                 out_dir=(Path(out_dir) / "extractor") if out_dir else None,
                 model=encoder,
                 epochs=extractor_epochs,
+                lr=extractor_lr,
                 seed=seed,
             )
             extractor = trained.extractor

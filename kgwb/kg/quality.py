@@ -180,3 +180,47 @@ def quality_report(
     if truth and "attribute_spans" in truth:
         report["extraction"] = extraction_scores(kg.edges, truth["attribute_spans"])
     return report
+
+
+def attribute_confusion(spans: pd.DataFrame, truth_spans: pd.DataFrame) -> pd.DataFrame:
+    """Which attribute the extractor gave to text that the truth labels as which attribute.
+
+    Predicted and true spans of the same item and field are paired when their character ranges
+    overlap; unpaired predictions count under true attribute ``(none)`` and unpaired true spans
+    under predicted ``(missed)``.  Returns a true × predicted count table.
+    """
+    keys = ["item_id", "field"]
+    p = (
+        spans[keys + ["attribute", "start", "end"]]
+        .reset_index(drop=True)
+        .assign(pid=lambda d: d.index)
+    )
+    t = (
+        truth_spans[keys + ["attribute", "start", "end"]]
+        .reset_index(drop=True)
+        .assign(tid=lambda d: d.index)
+    )
+    p = p.astype({"item_id": "string", "field": "string"})
+    t = t.astype({"item_id": "string", "field": "string"})
+    pairs = p.merge(t, on=keys, suffixes=("_pred", "_true"))
+    overlap = (pairs["start_pred"] < pairs["end_true"]) & (pairs["start_true"] < pairs["end_pred"])
+    pairs = pairs[overlap]
+    rows = pd.concat(
+        [
+            pairs[["attribute_true", "attribute_pred"]],
+            pd.DataFrame(
+                {
+                    "attribute_true": "(none)",
+                    "attribute_pred": p.loc[~p["pid"].isin(pairs["pid"]), "attribute"],
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "attribute_true": t.loc[~t["tid"].isin(pairs["tid"]), "attribute"],
+                    "attribute_pred": "(missed)",
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    return pd.crosstab(rows["attribute_true"].astype(str), rows["attribute_pred"].astype(str))

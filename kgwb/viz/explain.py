@@ -27,7 +27,7 @@ otherwise enumerate the whole catalog.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -376,3 +376,39 @@ __all__ = [
     "paths_graph",
     "paths_html",
 ]
+
+
+def explain_recommendations(
+    kg: KnowledgeGraph | PathExplainer,
+    recommendations: pd.DataFrame,
+    history: Mapping[str, Sequence[str]],
+    *,
+    max_hops: int = 3,
+    paths_per_item: int = 3,
+) -> tuple[pd.DataFrame, dict[tuple[str, str], list[ExplainedPath]]]:
+    """Explain a table of recommendations (``user_id, rank, item_id, score``, e.g. from
+    ``RecommenderResult.recommend``) with KG paths from each user's ``history``.
+
+    Returns one row per recommendation with the best path's text and score and the number of
+    paths found, and the paths themselves keyed by ``(user_id, item_id)``.
+    """
+    explainer = kg if isinstance(kg, PathExplainer) else PathExplainer(kg)
+    rows, found = [], {}
+    for rec in recommendations.itertuples(index=False):
+        user, item = str(rec.user_id), str(rec.item_id)
+        paths = explainer.explain(
+            list(history.get(user, [])), item, max_hops=max_hops, k=paths_per_item
+        )
+        found[(user, item)] = paths
+        rows.append(
+            {
+                "user_id": user,
+                "rank": int(rec.rank),
+                "item_id": item,
+                "score": float(rec.score),
+                "paths": len(paths),
+                "best_path_score": round(paths[0].score, 4) if paths else 0.0,
+                "why": paths[0].text if paths else "(no KG path within reach)",
+            }
+        )
+    return pd.DataFrame(rows), found

@@ -180,3 +180,96 @@ def model_comparison(
     )
     fig.update_layout(xaxis_title="", yaxis_title="")
     return fig
+
+
+def pca_2d(vectors: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Two principal components of ``vectors`` (centred SVD; sign fixed so runs are stable)."""
+    x = np.asarray(vectors, dtype=np.float64)
+    x = x - x.mean(axis=0, keepdims=True)
+    if len(x) > 20000:  # fit on a seeded sample, project everything
+        fit = x[np.random.default_rng(seed).choice(len(x), 20000, replace=False)]
+    else:
+        fit = x
+    _, _, vt = np.linalg.svd(fit, full_matrices=False)
+    comps = vt[:2]
+    comps *= np.sign(comps[np.arange(2), np.abs(comps).argmax(axis=1)])[:, None]
+    return x @ comps.T
+
+
+def embedding_map(
+    vectors: np.ndarray, labels: pd.DataFrame, *, color: str = "category", hover: str = "title"
+) -> go.Figure:
+    """Items placed by the first two principal components of their embeddings (text or KG),
+    coloured by ``color`` (a column of ``labels``, one row per vector)."""
+    xy = pca_2d(vectors)
+    frame = labels.reset_index(drop=True).assign(pc1=xy[:, 0], pc2=xy[:, 1])
+    top = frame[color].value_counts().index[:12] if color in frame else []
+    if color in frame:
+        frame[color] = frame[color].where(frame[color].isin(top), "other")
+    fig = px.scatter(
+        frame,
+        x="pc1",
+        y="pc2",
+        color=color if color in frame else None,
+        hover_name=hover if hover in frame else None,
+        title=f"Item embedding map (PCA), coloured by {color}",
+        render_mode="webgl",
+    )
+    fig.update_traces(marker={"size": 5, "opacity": 0.7})
+    return fig
+
+
+def degree_distribution(edges: pd.DataFrame, nodes: pd.DataFrame) -> go.Figure:
+    """Log-log degree distribution per node type of a KG (``kg.edges``, ``kg.nodes``)."""
+    degree = pd.concat([edges["head"], edges["tail"]]).value_counts()
+    frame = nodes[["node_id", "type"]].assign(
+        degree=nodes["node_id"].map(degree).fillna(0).astype(int)
+    )
+    counts = (
+        frame[frame["degree"] > 0].groupby(["type", "degree"]).size().rename("nodes").reset_index()
+    )
+    fig = px.scatter(
+        counts,
+        x="degree",
+        y="nodes",
+        color="type",
+        log_x=True,
+        log_y=True,
+        title="Degree distribution per node type",
+    )
+    return fig
+
+
+def extraction_errors(per_relation: pd.DataFrame) -> go.Figure:
+    """Correct, wrong and missed extracted values per attribute (from the KG build's
+    ``quality["extraction"]["per_relation"]`` table)."""
+    t = per_relation.copy()
+    t["correct"] = t["correct"]
+    t["wrong"] = t["predicted"] - t["correct"]
+    t["missed"] = t["true"] - t["correct"]
+    t = t.sort_values("true", ascending=False)
+    long = t.melt(
+        id_vars=["relation"], value_vars=["correct", "wrong", "missed"], var_name="outcome"
+    )
+    fig = px.bar(
+        long,
+        x="relation",
+        y="value",
+        color="outcome",
+        barmode="stack",
+        title="Extraction outcomes per attribute",
+        color_discrete_map={"correct": "#2ca02c", "wrong": "#d62728", "missed": "#7f7f7f"},
+    )
+    fig.update_layout(xaxis_tickangle=-45, yaxis_title="values")
+    return fig
+
+
+def confusion_heatmap(
+    table: pd.DataFrame, *, title: str = "Attribute confusion (true × predicted)"
+) -> go.Figure:
+    """Heatmap of a count table such as :func:`kgwb.kg.quality.attribute_confusion`."""
+    fig = px.imshow(
+        table, text_auto=True, aspect="auto", color_continuous_scale="Blues", title=title
+    )
+    fig.update_layout(xaxis_title="predicted attribute", yaxis_title="true attribute")
+    return fig
