@@ -1,0 +1,144 @@
+"""Benchmark the attribute-value extractor on OA-Mine: slot micro-F1, training time, and inference
+speed of :func:`kgwb.text.extract` against the naive ``transformers.pipeline`` called title by
+title on the same fine-tuned model and the same 491 test titles.
+
+    python benchmarks/bench_extract.py                      # fine-tune with the defaults, then time
+    python benchmarks/bench_extract.py --model OUT/model    # time an extractor trained before
+    python benchmarks/bench_extract.py --epochs 2 --threads 1 --out reports/bench_extract.json
+
+Needs ``../shared/datasets/oa-mine`` (see ``kgwb.paths.shared_datasets_dir``); skips with a
+message when it is absent.  The naive pipeline sees the title alone (it cannot pass the category
+pair); it runs the same network on slightly shorter inputs, so the ratio slightly favours it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--model", default=None, help="a fine-tuned extractor folder; trained if omitted"
+    )
+    p.add_argument(
+        "--epochs", type=int, default=None, help="epochs when training (default: kgwb's)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size of kgwb's extract")
+    p.add_argument("--repeats", type=int, default=3, help="timed passes of kgwb's extract (median)")
+    p.add_argument("--out", default=None, help="also write the results as JSON here")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    from kgwb.paths import shared_datasets_dir
+
+    root = shared_datasets_dir()
+    if root is None or not (root / "oa-mine" / "test.jsonl").is_file():
+        print("skipped: ../shared/datasets/oa-mine is absent (set KGWB_SHARED_DATASETS)")
+        return 0
+    folder = root / "oa-mine"
+
+    import torch
+    from transformers import pipeline
+
+    from kgwb.text.extract import (
+        evaluate_extractor,
+        load_extractor,
+        read_labeled_jsonl,
+        train_extractor,
+    )
+
+    torch.set_num_threads(args.threads)
+    results: dict = {"threads": args.threads, "device": "cpu"}
+    train = read_labeled_jsonl(folder / "train.jsonl")
+    test = read_labeled_jsonl(folder / "test.jsonl")
+    if args.model is None:
+        model_dir = Path(tempfile.mkdtemp(prefix="kgwb-bench-extract-"))
+        options = {"epochs": args.epochs} if args.epochs else {}
+        trained = train_extractor(
+            train=train, test=test, out_dir=model_dir, seed=args.seed, device="cpu", **options
+        )
+        metrics = trained.metrics
+        results["training"] = {
+            k: metrics[k]
+            for k in (
+                "micro_f1",
+                "precision",
+                "recall",
+                "unit",
+                "extractgpt_protocol",
+                "train_seconds",
+                "epochs",
+                "seed",
+                "config",
+            )
+        }
+        extractor = trained.extractor
+        print(
+            f"trained in {metrics['train_seconds']:.0f} s: micro-F1 {metrics['micro_f1']:.2f} "
+            f"P {metrics['precision']:.2f} R {metrics['recall']:.2f} (percent; saved in {model_dir})"
+        )
+    else:
+        extractor = load_extractor(args.model, device="cpu")
+        scores = evaluate_extractor(model=extractor, test=test, train=train).metrics
+        results["evaluation"] = {k: scores[k] for k in ("micro_f1", "precision", "recall", "unit")}
+        print(
+            f"micro-F1 {scores['micro_f1']:.2f} P {scores['precision']:.2f} R {scores['recall']:.2f}"
+        )
+
+    titles = [e.text for e in test]
+    categories = [e.category for e in test]
+
+    naive = pipeline(
+        "token-classification", model=extractor.model, tokenizer=extractor.tokenizer, device="cpu"
+    )
+    for title in titles[:10]:  # warm-up
+        naive(title)
+    started = time.perf_counter()
+    for title in titles:
+        naive(title)
+    naive_seconds = time.perf_counter() - started
+
+    extractor.extract(titles[:64], categories[:64], batch_size=args.batch_size)  # warm-up
+    passes = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        extractor.extract(titles, categories, batch_size=args.batch_size)
+        passes.append(time.perf_counter() - started)
+    ours_seconds = statistics.median(passes)
+
+    results["inference"] = {
+        "titles": len(titles),
+        "naive_pipeline_titles_per_second": round(len(titles) / naive_seconds, 1),
+        "kgwb_extract_titles_per_second": round(len(titles) / ours_seconds, 1),
+        "speedup": round(naive_seconds / ours_seconds, 2),
+        "kgwb_batch_size": args.batch_size,
+    }
+    inf = results["inference"]
+    print(
+        f"naive pipeline (title by title): {inf['naive_pipeline_titles_per_second']:.1f} titles/s\n"
+        f"kgwb extract (batch {args.batch_size}):     {inf['kgwb_extract_titles_per_second']:.1f} titles/s\n"
+        f"speed-up: {inf['speedup']:.2f}x"
+    )
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

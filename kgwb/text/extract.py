@@ -1,0 +1,1204 @@
+"""Attribute-value extraction from product titles with a fine-tuned language model.
+
+The extractor is a BIO token classifier (``AutoModelForTokenClassification``) over the pair
+``category [SEP] title``: the model sees the product category, and only title tokens carry labels.
+This module owns
+
+- the training examples: :func:`read_labeled_jsonl` (OA-Mine / ExtractGPT JSON lines) and
+  :func:`examples_from_records` (distant supervision: known ``attribute = value`` facts found in
+  the item's text);
+- :class:`Extractor` — a fine-tuned model + tokenizer + label map, with batched
+  :meth:`Extractor.extract`; :func:`load_extractor` and :func:`extract` wrap it;
+- the stage entry points :func:`train_extractor`, :func:`evaluate_extractor` and
+  :func:`apply_extractor`, each returning a result dataclass that saves itself.
+
+torch and transformers are imported inside the functions that need them, so importing this module
+(and ``kgwb --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kgwb.errors import DataError, KgwbError
+from kgwb.text.bio import (
+    IGNORE_INDEX,
+    OUTSIDE,
+    Span,
+    best_per_attribute,
+    bio_transitions,
+    decode_spans,
+    locate_values,
+    token_labels,
+    viterbi,
+)
+from kgwb.text.encoder import DEFAULT_ENCODER, load_tokenizer, resolve_encoder
+from kgwb.text.metrics import category_schema, slot_scores
+
+log = logging.getLogger(__name__)
+
+#: file in a saved extractor folder holding kgwb's label map and settings
+EXTRACTOR_FILE = "kgwb_extractor.json"
+#: joins category and attribute in the ``category_attribute`` label scheme
+_SCHEME_SEP = "||"
+
+LABEL_SCHEMES = ("attribute", "category_attribute")
+SUBWORD_MODES = ("all", "first")
+
+# Defaults chosen on OA-Mine (train.jsonl -> test.jsonl, CPU, seed 0; slot micro-F1 in percent):
+# batch 32 / lr 1e-4 / 15 epochs under-fits (final loss 0.39, F1 72.2 with token arg-max
+# decoding, 75.1 with word + Viterbi decoding); lr 4e-4 fits (loss 0.03, F1 76.7).  One label per
+# category-attribute pair instead of per attribute scored 76.9 (within seed noise), so the
+# simpler shared labels stay.  15 epochs keep training under 20 minutes on 2 busy CPU cores.
+DEFAULT_EPOCHS = 15
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_LR = 4e-4
+DEFAULT_MAX_LENGTH = 64
+
+
+# --------------------------------------------------------------------------------------------
+# training examples
+
+
+@dataclass
+class LabeledTitle:
+    """One title with its category, target values and their character spans.
+
+    ``targets`` maps attribute -> accepted values (for scoring); ``spans`` are those values placed
+    on the text (for training); ``unplaced`` lists the ``(attribute, value)`` pairs that could not
+    be placed (absent from the text, or only inside another value).
+    """
+
+    text: str
+    category: str
+    targets: dict[str, list[str]]
+    spans: list[Span]
+    unplaced: list[tuple[str, str]] = field(default_factory=list)
+    item_id: str | None = None
+
+
+def _labeled_title(
+    text: str,
+    category: str,
+    targets: Mapping[str, Sequence[str]],
+    *,
+    occurrences: str,
+    item_id: str | None = None,
+) -> LabeledTitle:
+    pairs = [(a, v) for a, vs in targets.items() for v in vs]
+    spans, unplaced = locate_values(text, pairs, occurrences=occurrences)
+    return LabeledTitle(
+        text=text,
+        category=category,
+        targets={a: list(vs) for a, vs in targets.items()},
+        spans=spans,
+        unplaced=unplaced,
+        item_id=item_id,
+    )
+
+
+def _target_values(raw: Any) -> list[str] | None:
+    """OA-Mine's ``{value: score}`` (score 1 = accepted), a list, or a string -> values."""
+    if isinstance(raw, str):
+        values = [raw]
+    elif isinstance(raw, Mapping):
+        values = [v for v, score in raw.items() if score]
+    elif isinstance(raw, (list, tuple)):
+        values = list(raw)
+    else:
+        return None
+    if not all(isinstance(v, str) for v in values):
+        return None
+    return [v for v in values if v.strip() and v.strip().lower() != "n/a"]
+
+
+def _labeled_from_mapping(
+    record: Mapping, *, occurrences: str, file: str | None, line: int | None
+) -> LabeledTitle:
+    text = record.get("input", record.get("title", record.get("text")))
+    if not isinstance(text, str):
+        raise DataError(
+            "missing or non-text title",
+            file=file,
+            line=line,
+            column="input",
+            expected='a string under "input" (or "title"/"text")',
+        )
+    category = record.get("category", "")
+    if category is None:
+        category = ""
+    if not isinstance(category, str):
+        raise DataError(
+            f"category is {type(category).__name__}",
+            file=file,
+            line=line,
+            column="category",
+            expected="a string",
+        )
+    raw_targets = record.get("target_scores", record.get("targets", {}))
+    if not isinstance(raw_targets, Mapping):
+        raise DataError(
+            f"target_scores is {type(raw_targets).__name__}",
+            file=file,
+            line=line,
+            column="target_scores",
+            expected="an object {attribute: {value: 1}}",
+        )
+    targets = {}
+    for attribute, raw in raw_targets.items():
+        values = _target_values(raw)
+        if values is None:
+            raise DataError(
+                f"attribute {attribute!r} has target {raw!r}",
+                file=file,
+                line=line,
+                column="target_scores",
+                expected="{value: 1}, a list of strings or a string",
+            )
+        targets[str(attribute)] = values
+    item_id = record.get("item_id", record.get("id"))
+    return _labeled_title(
+        text,
+        category,
+        targets,
+        occurrences=occurrences,
+        item_id=None if item_id is None else str(item_id),
+    )
+
+
+def read_labeled_jsonl(
+    path: str | os.PathLike[str], *, occurrences: str = "first"
+) -> list[LabeledTitle]:
+    """Read OA-Mine / ExtractGPT JSON lines: ``{"input", "category", "target_scores"}`` per line.
+
+    ``target_scores`` is ``{attribute: {value: 1}}``; ``n/a`` values mean "not present" and are
+    dropped.  Each value is placed on the title with :func:`kgwb.text.bio.locate_values`
+    (``occurrences="first"``: one best occurrence per value).  Blank lines are skipped; a bad line
+    raises :class:`~kgwb.errors.DataError` naming the file, line and field.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected JSON lines of labelled titles)")
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(
+                    f"not valid JSON ({e.msg})",
+                    file=path,
+                    line=line_no,
+                    column=e.colno,
+                    expected="one JSON object per line",
+                ) from e
+            if not isinstance(record, Mapping):
+                raise DataError(
+                    f"a JSON {type(record).__name__}",
+                    file=path,
+                    line=line_no,
+                    expected="one JSON object per line",
+                )
+            out.append(
+                _labeled_from_mapping(record, occurrences=occurrences, file=str(path), line=line_no)
+            )
+    return out
+
+
+_RECORD_COLUMNS = ("item_id", "text", "category", "attribute", "value")
+
+
+def examples_from_records(
+    records: Any, *, occurrences: str = "first", drop_unmatched: bool = False
+) -> list[LabeledTitle]:
+    """Training examples by distant supervision: known attribute values looked up in item text.
+
+    ``records`` is either
+
+    - long format — a pandas DataFrame (or an iterable of mappings) with columns
+      ``item_id, text, category, attribute, value``, one row per known value; or
+    - wide format — an iterable of ``(item_id, text, category, {attribute: value})`` tuples.
+
+    Values are matched exactly first, then case-insensitively, preferring whole-word
+    occurrences and longer values (see :func:`kgwb.text.bio.locate_values`).  With
+    ``occurrences="first"`` (default) one occurrence per value is labelled; ``"all"`` labels every
+    whole-word occurrence, which teaches the model that repeated mentions are values too but adds
+    noise when a value word also appears in another sense.  Values not found in the text are kept
+    in ``unplaced`` and their words stay ``O``; ``drop_unmatched=True`` drops items where no value
+    was found at all (otherwise they are negatives: titles with nothing to extract).
+    """
+    grouped: dict[str, dict] = {}
+    order: list[str] = []
+
+    def add(item_id, text, category, attribute, value, where: str) -> None:
+        if not isinstance(text, str):
+            raise DataError(
+                f"{where}: text is {type(text).__name__}", column="text", expected="a string"
+            )
+        key = str(item_id)
+        entry = grouped.get(key)
+        if entry is None:
+            entry = grouped[key] = {
+                "text": text,
+                "category": "" if category is None else str(category),
+                "targets": defaultdict(list),
+            }
+            order.append(key)
+        elif entry["text"] != text:
+            raise DataError(
+                f"{where}: item {key!r} has two different texts",
+                column="text",
+                expected="one text per item_id",
+            )
+        if attribute is None or value is None or (isinstance(value, float) and math.isnan(value)):
+            return
+        value = str(value)
+        if value.strip() and value not in entry["targets"][str(attribute)]:
+            entry["targets"][str(attribute)].append(value)
+
+    try:
+        import pandas as pd
+
+        is_frame = isinstance(records, pd.DataFrame)
+    except ModuleNotFoundError:  # pragma: no cover - pandas is a core dependency
+        is_frame = False
+    if is_frame:
+        missing = [c for c in _RECORD_COLUMNS if c not in records.columns]
+        if missing:
+            raise DataError(
+                f"records lack column(s) {', '.join(missing)}", expected=", ".join(_RECORD_COLUMNS)
+            )
+        for row_no, row in enumerate(
+            records[list(_RECORD_COLUMNS)].itertuples(index=False), start=1
+        ):
+            add(*row, where=f"row {row_no}")
+    else:
+        for row_no, row in enumerate(records, start=1):
+            if isinstance(row, Mapping):
+                missing = [c for c in _RECORD_COLUMNS if c not in row]
+                if missing:
+                    raise DataError(
+                        f"row {row_no} lacks {', '.join(missing)}",
+                        expected=", ".join(_RECORD_COLUMNS),
+                    )
+                add(*(row[c] for c in _RECORD_COLUMNS), where=f"row {row_no}")
+            elif isinstance(row, (tuple, list)) and len(row) == 4 and isinstance(row[3], Mapping):
+                item_id, text, category, values = row
+                add(item_id, text, category, None, None, where=f"row {row_no}")
+                for attribute, value in values.items():
+                    add(item_id, text, category, attribute, value, where=f"row {row_no}")
+            else:
+                raise DataError(
+                    f"row {row_no} is {type(row).__name__}",
+                    expected="(item_id, text, category, {attribute: value}) or a mapping with "
+                    + ", ".join(_RECORD_COLUMNS),
+                )
+    out = []
+    for key in order:
+        entry = grouped[key]
+        example = _labeled_title(
+            entry["text"],
+            entry["category"],
+            dict(entry["targets"]),
+            occurrences=occurrences,
+            item_id=key,
+        )
+        if drop_unmatched and not example.spans:
+            continue
+        out.append(example)
+    return out
+
+
+def _as_examples(data: Any, *, what: str, occurrences: str = "first") -> list[LabeledTitle]:
+    """A path to JSON lines, a list of :class:`LabeledTitle`, OA-Mine-like dicts, or records."""
+    if isinstance(data, (str, os.PathLike)):
+        return read_labeled_jsonl(data, occurrences=occurrences)
+    try:
+        import pandas as pd
+
+        if isinstance(data, pd.DataFrame):
+            return examples_from_records(data, occurrences=occurrences)
+    except ModuleNotFoundError:  # pragma: no cover
+        pass
+    items = list(data)
+    if not items:
+        raise KgwbError(f"{what} is empty: no labelled titles to use")
+    if all(isinstance(x, LabeledTitle) for x in items):
+        return items
+    if all(isinstance(x, Mapping) and ("input" in x or "title" in x) for x in items):
+        return [
+            _labeled_from_mapping(x, occurrences=occurrences, file=what, line=None) for x in items
+        ]
+    return examples_from_records(items, occurrences=occurrences)
+
+
+# --------------------------------------------------------------------------------------------
+# the model
+
+
+def resolve_device(device: str | None = None) -> str:
+    """``cuda`` when a GPU is visible, else ``cpu`` (or exactly what the caller asked for)."""
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _label_key(scheme: str, category: str, attribute: str) -> str:
+    return f"{category}{_SCHEME_SEP}{attribute}" if scheme == "category_attribute" else attribute
+
+
+def _attribute_of(key: str) -> str:
+    return key.split(_SCHEME_SEP, 1)[1] if _SCHEME_SEP in key else key
+
+
+@dataclass
+class ExtractorSettings:
+    """What a saved extractor needs besides the weights (stored in ``kgwb_extractor.json``)."""
+
+    labels: list[str]
+    schema: dict[str, list[str]]
+    use_category: bool = True
+    label_scheme: str = "attribute"
+    subwords: str = "all"
+    max_length: int = DEFAULT_MAX_LENGTH
+    base_model: str = DEFAULT_ENCODER
+    format_version: int = 1
+
+
+class Extractor:
+    """A fine-tuned BIO token classifier with its tokenizer, label map and category schema.
+
+    ``restrict_to_schema`` (default on): for a known category, labels of attributes outside the
+    category's schema (attributes seen with it in training) are masked before the arg-max.
+    ``decode="word"`` (default): the continuation pieces of a word follow the prediction of its
+    first piece, so spans never start or end inside a word; ``"token"``: every piece's own
+    prediction counts (models trained with ``subwords="first"`` always decode by word).
+    ``viterbi=True`` (default): the labels are the most probable sequence that is valid BIO
+    (``I-x`` only after ``B-x``/``I-x``) instead of the per-token arg-max, which stops values
+    from breaking into fragments.  On OA-Mine test, word decoding added about 1 point of slot
+    micro-F1 and Viterbi about 2 more (see benchmarks/bench_extract.py).
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        settings: ExtractorSettings,
+        *,
+        device: str | None = None,
+        restrict_to_schema: bool = True,
+        decode: str = "word",
+        viterbi: bool = True,
+    ) -> None:
+        if decode not in ("word", "token"):
+            raise KgwbError(f"unknown decode {decode!r}; choose one of: token, word")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.device = resolve_device(device)
+        self.restrict_to_schema = restrict_to_schema
+        self.decode = decode
+        self.viterbi = viterbi
+        self.model.to(self.device)
+        self._masks = None
+        self._bio = None
+
+    # -- persistence
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write weights (safetensors), tokenizer and ``kgwb_extractor.json`` into ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)
+        (path / EXTRACTOR_FILE).write_text(
+            json.dumps(asdict(self.settings), indent=2) + "\n", encoding="utf-8"
+        )
+        return path
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        device: str | None = None,
+        **options: Any,
+    ) -> Extractor:
+        """Load a folder written by :meth:`save` (or by :func:`train_extractor`: its ``model/``).
+
+        ``options``: ``restrict_to_schema``, ``decode``, ``viterbi`` (see the class)."""
+        from transformers import AutoModelForTokenClassification
+
+        path = Path(path)
+        if (path / "model" / EXTRACTOR_FILE).is_file() and not (path / EXTRACTOR_FILE).is_file():
+            path = path / "model"
+        settings_file = path / EXTRACTOR_FILE
+        if not settings_file.is_file():
+            raise FileNotFoundError(
+                f"{settings_file}: no such file (expected a folder written by `kgwb extract train`, "
+                f"which keeps the model in OUT/model)"
+            )
+        settings = ExtractorSettings(**json.loads(settings_file.read_text(encoding="utf-8")))
+        model = AutoModelForTokenClassification.from_pretrained(path)
+        model.eval()
+        tokenizer = load_tokenizer(path)
+        return cls(model, tokenizer, settings, device=device, **options)
+
+    # -- inference
+    def _allowed_mask(self):
+        """Additive logit mask per known category (row 0: no restriction)."""
+        import torch
+
+        if self._masks is None:
+            labels = self.settings.labels
+            categories = sorted(self.settings.schema)
+            masks = torch.zeros(len(categories) + 1, len(labels))
+            for row, category in enumerate(categories, start=1):
+                allowed = set(self.settings.schema[category])
+                for j, label in enumerate(labels):
+                    if label == OUTSIDE:
+                        continue
+                    key = label[2:]
+                    ok = (
+                        key.split(_SCHEME_SEP, 1)[0] == category and _attribute_of(key) in allowed
+                        if self.settings.label_scheme == "category_attribute"
+                        else key in allowed
+                    )
+                    if not ok:
+                        masks[row, j] = float("-inf")
+            self._masks = (masks.to(self.device), {c: i for i, c in enumerate(categories, start=1)})
+        return self._masks
+
+    def encode(self, titles: Sequence[str], categories: Sequence[str] | None):
+        """Tokenize (category, title) pairs, truncating the title to ``max_length`` tokens."""
+        kwargs = dict(
+            truncation="longest_first" if self.settings.use_category else True,
+            max_length=self.settings.max_length,
+            return_offsets_mapping=True,
+        )
+        if self.settings.use_category:
+            return self.tokenizer(list(categories), list(titles), **kwargs)
+        return self.tokenizer(list(titles), **kwargs)
+
+    def extract(
+        self,
+        titles: Iterable[str],
+        categories: Iterable[str] | str | None = None,
+        *,
+        batch_size: int = 64,
+    ) -> list[list[dict]]:
+        """Spans per title: ``{attribute, value, start, end, confidence}``, ``value == title[start:end]``.
+
+        Titles are tokenized once, sorted by length and run in batches padded to the longest
+        title of the batch (``torch.inference_mode``); results come back in input order.
+        ``confidence`` is the mean, over the span's tokens, of the softmax probability of the
+        label chosen for the token (with word decoding a continuation piece counts with its
+        word's first piece); when one
+        attribute gets several spans, callers keep the most confident (see
+        :func:`kgwb.text.bio.best_per_attribute`).  Empty titles give no spans; titles longer than ``max_length`` tokens
+        are cut there, with one warning saying how many were.
+        """
+        import torch
+
+        texts = [
+            "" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t) for t in titles
+        ]
+        n = len(texts)
+        if categories is None or isinstance(categories, str):
+            if self.settings.use_category and categories is None:
+                raise KgwbError(
+                    "this extractor was trained with product categories: pass one category per "
+                    "title (categories=[...]) or one string for all"
+                )
+            cats = [categories or ""] * n
+        else:
+            cats = ["" if c is None else str(c) for c in categories]
+            if len(cats) != n:
+                raise KgwbError(
+                    f"{n} titles but {len(cats)} categories: pass one category per title"
+                )
+        results: list[list[dict]] = [[] for _ in range(n)]
+        todo = [i for i in range(n) if texts[i].strip()]
+        if not todo:
+            return results
+        enc = self.encode([texts[i] for i in todo], [cats[i] for i in todo])
+        title_segment = 1 if self.settings.use_category else 0
+        truncated = 0
+        for k, i in enumerate(todo):
+            if enc.encodings[k].overflowing:
+                ends = [
+                    o[1]
+                    for o, s in zip(enc["offset_mapping"][k], enc.sequence_ids(k))
+                    if s == title_segment
+                ]
+                if not ends or max(ends) < len(texts[i].rstrip()):
+                    truncated += 1
+        if truncated:
+            warnings.warn(
+                f"{truncated} of {n} texts were longer than max_length={self.settings.max_length} "
+                f"tokens and were truncated; values after the cut are not extracted",
+                stacklevel=2,
+            )
+        masks, mask_row = self._allowed_mask()
+        order = sorted(range(len(todo)), key=lambda k: len(enc["input_ids"][k]))
+        keys = [key for key in ("input_ids", "token_type_ids", "attention_mask") if key in enc]
+        self.model.eval()
+        with torch.inference_mode():
+            for b in range(0, len(order), batch_size):
+                chunk = order[b : b + batch_size]
+                batch = self.tokenizer.pad(
+                    [{key: enc[key][k] for key in keys} for k in chunk], return_tensors="pt"
+                )
+                batch = {key: value.to(self.device) for key, value in batch.items()}
+                logits = self.model(**batch).logits.float()
+                if self.restrict_to_schema:
+                    rows = torch.tensor(
+                        [mask_row.get(cats[todo[k]], 0) for k in chunk], device=self.device
+                    )
+                    logits = logits + masks[rows].unsqueeze(1)
+                log_probs = logits.log_softmax(-1)
+                probs, predicted = log_probs.exp().max(-1)
+                probs, predicted = probs.cpu().tolist(), predicted.cpu().tolist()
+                if self.viterbi:
+                    log_probs = log_probs.cpu().numpy()
+                    for row, k in enumerate(chunk):
+                        self._constrain(
+                            enc, k, log_probs[row], predicted[row], probs[row], title_segment
+                        )
+                for row, k in enumerate(chunk):
+                    results[todo[k]] = self._spans(
+                        texts[todo[k]], enc, k, predicted[row], probs[row], title_segment
+                    )
+        return results
+
+    def _transitions(self):
+        if self._bio is None:
+            self._bio = bio_transitions(self.settings.labels)
+        return self._bio
+
+    def _constrain(self, enc, k, log_probs, predicted, probs, title_segment) -> None:
+        """Replace the arg-max labels of the title's (first-piece) tokens by the Viterbi path."""
+        import math as _math
+
+        sequence_ids, word_ids = enc.sequence_ids(k), enc.word_ids(k)
+        by_word = self.settings.subwords == "first" or self.decode == "word"
+        positions, previous_word = [], None
+        for t, segment in enumerate(sequence_ids):
+            if segment != title_segment:
+                previous_word = None
+                continue
+            if by_word and word_ids[t] is not None and word_ids[t] == previous_word:
+                continue
+            previous_word = word_ids[t]
+            positions.append(t)
+        start, transition = self._transitions()
+        path = viterbi(log_probs[positions], start, transition)
+        for t, label in zip(positions, path):
+            predicted[t] = label
+            probs[t] = _math.exp(float(log_probs[t, label]))
+
+    def _spans(
+        self, text: str, enc, k: int, predicted: list[int], probs: list[float], title_segment: int
+    ) -> list[dict]:
+        sequence_ids = enc.sequence_ids(k)
+        offsets = enc["offset_mapping"][k]
+        word_ids = enc.word_ids(k)
+        token_labels_: list[str | None] = []
+        confidences: list[float] = []
+        word_label, word_prob, previous_word = OUTSIDE, 1.0, None
+        for t in range(len(offsets)):
+            if sequence_ids[t] != title_segment:
+                token_labels_.append(None)
+                confidences.append(1.0)
+                previous_word = None
+                continue
+            label, prob = self.settings.labels[predicted[t]], probs[t]
+            if self.settings.subwords == "first" or self.decode == "word":
+                if word_ids[t] is not None and word_ids[t] == previous_word:
+                    # continuation piece: same attribute as the word's first piece
+                    prefix, _, key = word_label.partition("-")
+                    label, prob = (f"I-{key}" if key else OUTSIDE), word_prob
+                else:
+                    word_label, word_prob, previous_word = label, prob, word_ids[t]
+            token_labels_.append(label)
+            confidences.append(prob)
+        spans = decode_spans(text, token_labels_, offsets, confidences=confidences)
+        for span in spans:
+            span["attribute"] = _attribute_of(span["attribute"])
+        return spans
+
+
+def load_extractor(
+    model_dir: str | os.PathLike[str], *, device: str | None = None, **options: Any
+) -> Extractor:
+    """Load a fine-tuned extractor folder (``OUT/model`` of ``kgwb extract train``, or ``OUT``).
+
+    ``options`` go to :class:`Extractor` (``restrict_to_schema``, ``decode``, ``viterbi``)."""
+    return Extractor.load(model_dir, device=device, **options)
+
+
+def extract(
+    titles: Iterable[str],
+    categories: Iterable[str] | str | None = None,
+    *,
+    model: Extractor | str | os.PathLike[str],
+    batch_size: int = 64,
+) -> list[list[dict]]:
+    """Extract attribute-value spans from ``titles`` (see :meth:`Extractor.extract`).
+
+    ``model`` is a loaded :class:`Extractor` or the folder of one (loaded on every call: load it
+    once with :func:`load_extractor` when calling repeatedly).
+    """
+    extractor = model if isinstance(model, Extractor) else load_extractor(model)
+    return extractor.extract(titles, categories, batch_size=batch_size)
+
+
+# --------------------------------------------------------------------------------------------
+# training
+
+
+@dataclass
+class ExtractorConfig:
+    """Every setting of one training run (recorded in ``metrics.json`` and ``config.json``)."""
+
+    model: str = DEFAULT_ENCODER
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    lr: float = DEFAULT_LR
+    seed: int = 0
+    max_length: int = DEFAULT_MAX_LENGTH
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    use_category: bool = True
+    label_scheme: str = "attribute"
+    subwords: str = "all"
+    occurrences: str = "first"
+    restrict_to_schema: bool = True
+    eval_batch_size: int = 64
+    device: str = "cpu"
+    num_threads: int | None = None
+
+
+def _encode_training(
+    tokenizer,
+    examples: Sequence[LabeledTitle],
+    config: ExtractorConfig,
+    label2id: Mapping[str, int],
+) -> list[dict]:
+    texts = [e.text for e in examples]
+    kwargs = dict(max_length=config.max_length, return_offsets_mapping=True)
+    if config.use_category:
+        enc = tokenizer([e.category for e in examples], texts, truncation="longest_first", **kwargs)
+    else:
+        enc = tokenizer(texts, truncation=True, **kwargs)
+    title_segment = 1 if config.use_category else 0
+    features = []
+    for k, example in enumerate(examples):
+        spans = [
+            Span(
+                s.start,
+                s.end,
+                _label_key(config.label_scheme, example.category, s.attribute),
+                s.value,
+            )
+            for s in example.spans
+        ]
+        in_text = [s == title_segment for s in enc.sequence_ids(k)]
+        labels = token_labels(
+            spans,
+            enc["offset_mapping"][k],
+            in_text,
+            word_ids=enc.word_ids(k),
+            subwords=config.subwords,
+        )
+        feature = {
+            key: enc[key][k]
+            for key in ("input_ids", "token_type_ids", "attention_mask")
+            if key in enc
+        }
+        feature["labels"] = [IGNORE_INDEX if lab is None else label2id[lab] for lab in labels]
+        features.append(feature)
+    return features
+
+
+def _length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, rng: random.Random
+) -> list[list[int]]:
+    """Shuffled batches of similar length: shuffle, sort within pools of 50 batches, split, shuffle."""
+    index = list(range(len(lengths)))
+    rng.shuffle(index)
+    pool = batch_size * 50
+    batches = []
+    for p in range(0, len(index), pool):
+        part = sorted(index[p : p + pool], key=lambda i: lengths[i])
+        batches.extend(part[b : b + batch_size] for b in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _label_space(
+    examples: Sequence[LabeledTitle], scheme: str
+) -> tuple[list[str], dict[str, list[str]]]:
+    keys = sorted({_label_key(scheme, e.category, s.attribute) for e in examples for s in e.spans})
+    labels = [OUTSIDE] + [f"{p}-{k}" for k in keys for p in ("B", "I")]
+    schema = category_schema([e.category for e in examples], [e.targets for e in examples])
+    return labels, {c: sorted(a) for c, a in schema.items()}
+
+
+def fine_tune(
+    examples: Sequence[LabeledTitle], config: ExtractorConfig
+) -> tuple[Extractor, list[float], float]:
+    """Fine-tune a token classifier on ``examples``; returns (extractor, mean loss per epoch, seconds).
+
+    A plain loop: AdamW (no weight decay on biases and LayerNorm), linear warm-up then linear
+    decay, gradient clipping, dynamic padding with ``DataCollatorForTokenClassification`` and
+    length-bucketed batches.  ``transformers.set_seed(config.seed)`` seeds python, numpy and
+    torch (the classifier head's initialisation and dropout); batch order uses its own
+    ``random.Random(seed)``, so the same seed on CPU gives the same numbers.
+    """
+    import torch
+    from transformers import (
+        AutoModelForTokenClassification,
+        DataCollatorForTokenClassification,
+        get_linear_schedule_with_warmup,
+        set_seed,
+    )
+    from transformers.utils import logging as hf_logging
+
+    if config.label_scheme not in LABEL_SCHEMES:
+        raise KgwbError(
+            f"unknown label_scheme {config.label_scheme!r}; choose one of: {', '.join(LABEL_SCHEMES)}"
+        )
+    if config.subwords not in SUBWORD_MODES:
+        raise KgwbError(
+            f"unknown subwords {config.subwords!r}; choose one of: {', '.join(SUBWORD_MODES)}"
+        )
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    if not any(e.spans for e in examples):
+        raise KgwbError("no training title has a value that occurs in its text: nothing to learn")
+    set_seed(config.seed)
+    encoder = resolve_encoder(config.model)
+    tokenizer = load_tokenizer(encoder)
+    labels, schema = _label_space(examples, config.label_scheme)
+    label2id = {label: i for i, label in enumerate(labels)}
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized classifier weights" is expected here
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(
+            encoder,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id=label2id,
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    device = resolve_device(config.device)
+    model.to(device)
+
+    features = _encode_training(tokenizer, examples, config, label2id)
+    collator = DataCollatorForTokenClassification(tokenizer, return_tensors="pt")
+    rng = random.Random(config.seed)
+    lengths = [len(f["input_ids"]) for f in features]
+    steps_per_epoch = math.ceil(len(features) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": config.weight_decay,
+        },
+        {
+            "params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
+            "weight_decay": 0.0,
+        },
+    ]
+    # the fused kernel (CPU and CUDA since torch 2.4) makes the optimizer step several times
+    # cheaper than the per-tensor loop, which matters on a 22M-parameter model and small batches
+    try:
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=True)
+    except (RuntimeError, TypeError):
+        optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(config.warmup_ratio * total_steps), total_steps
+    )
+    losses = []
+    started = time.perf_counter()
+    model.train()
+    for epoch in range(1, config.epochs + 1):
+        total, count = 0.0, 0
+        for batch_index in _length_bucketed_batches(lengths, config.batch_size, rng):
+            batch = collator([features[i] for i in batch_index])
+            batch = {key: value.to(device) for key, value in batch.items()}
+            loss = model(**batch).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(batch_index)
+            count += len(batch_index)
+        losses.append(total / count)
+        log.info(
+            "epoch %d/%d loss %.4f (%.0f s)",
+            epoch,
+            config.epochs,
+            losses[-1],
+            time.perf_counter() - started,
+        )
+    seconds = time.perf_counter() - started
+    model.eval()
+    settings = ExtractorSettings(
+        labels=labels,
+        schema=schema,
+        use_category=config.use_category,
+        label_scheme=config.label_scheme,
+        subwords=config.subwords,
+        max_length=config.max_length,
+        base_model=str(config.model),
+    )
+    extractor = Extractor(
+        model, tokenizer, settings, device=device, restrict_to_schema=config.restrict_to_schema
+    )
+    return extractor, losses, seconds
+
+
+# --------------------------------------------------------------------------------------------
+# stage entry points and their results
+
+
+def _environment() -> dict:
+    from kgwb.runinfo import environment_info
+
+    return environment_info()
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(
+        json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
+
+
+@dataclass
+class ExtractorEvalResult:
+    """Slot scores of an extractor on labelled titles, with its predictions."""
+
+    metrics: dict
+    predictions: list[dict] = field(repr=False)
+
+    def save(self, out_dir: str | os.PathLike[str]) -> Path:
+        """Write ``metrics.json`` and ``predictions.jsonl`` into ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / "metrics.json", self.metrics)
+        _write_jsonl(out / "predictions.jsonl", self.predictions)
+        return out
+
+
+def _write_jsonl(path: Path, rows: Iterable[Mapping]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def evaluate_extractor(
+    *,
+    model: Extractor | str | os.PathLike[str],
+    test: Any,
+    train: Any = None,
+    batch_size: int = 64,
+    unit: str = "percent",
+) -> ExtractorEvalResult:
+    """Slot micro-F1 (:mod:`kgwb.text.metrics`) of ``model`` on labelled ``test`` titles.
+
+    The category schema is the attributes seen per category in the targets of ``test`` and, when
+    given, ``train``.  Several spans of one attribute in a title: the most confident one is the
+    slot's prediction.  Also records ``titles_per_second`` of the extraction.
+    """
+    extractor = model if isinstance(model, Extractor) else load_extractor(model)
+    test_examples = _as_examples(test, what="test")
+    train_examples = _as_examples(train, what="train") if train is not None else []
+    everything = list(train_examples) + list(test_examples)
+    schema = category_schema([e.category for e in everything], [e.targets for e in everything])
+    started = time.perf_counter()
+    spans = extractor.extract(
+        [e.text for e in test_examples], [e.category for e in test_examples], batch_size=batch_size
+    )
+    seconds = time.perf_counter() - started
+    predictions = [best_per_attribute(s) for s in spans]
+    scores = slot_scores(
+        [e.targets for e in test_examples],
+        predictions,
+        [e.category for e in test_examples],
+        schema=schema,
+        unit=unit,
+    )
+    metrics = scores.to_dict()
+    metrics["n_test"] = len(test_examples)
+    metrics["inference_seconds"] = round(seconds, 3)
+    metrics["titles_per_second"] = round(len(test_examples) / seconds, 2) if seconds > 0 else None
+    rows = [
+        {
+            **({"item_id": e.item_id} if e.item_id is not None else {}),
+            "input": e.text,
+            "category": e.category,
+            "target": e.targets,
+            "prediction": p,
+            "spans": s,
+        }
+        for e, p, s in zip(test_examples, predictions, spans)
+    ]
+    return ExtractorEvalResult(metrics=metrics, predictions=rows)
+
+
+@dataclass
+class ExtractorTrainResult:
+    """A fine-tuned extractor, its training curve and (with a test set) its slot scores.
+
+    ``save(out_dir)`` writes ``metrics.json`` (scores, timings, seed, model, epochs, config,
+    package versions), ``config.json``, ``test_predictions.jsonl`` (with a test set) and the
+    model under ``out_dir/model`` (safetensors weights, tokenizer, ``kgwb_extractor.json``).
+    """
+
+    config: ExtractorConfig
+    losses: list[float]
+    train_seconds: float
+    n_train: int
+    n_train_values: int
+    n_train_unplaced: int
+    evaluation: ExtractorEvalResult | None
+    extractor: Extractor = field(repr=False)
+    environment: dict = field(default_factory=dict, repr=False)
+    out_dir: Path | None = None
+
+    @property
+    def metrics(self) -> dict:
+        out: dict[str, Any] = {}
+        if self.evaluation is not None:
+            out.update(self.evaluation.metrics)
+        out.update(
+            {
+                "train_seconds": round(self.train_seconds, 2),
+                "seed": self.config.seed,
+                "model": self.config.model,
+                "epochs": self.config.epochs,
+                "n_train": self.n_train,
+                "n_train_values": self.n_train_values,
+                "n_train_values_unplaced": self.n_train_unplaced,
+                "losses": [round(x, 5) for x in self.losses],
+                "config": asdict(self.config),
+                "environment": self.environment,
+            }
+        )
+        out.setdefault("titles_per_second", None)
+        out.setdefault("unit", "percent")
+        return out
+
+    def save(self, out_dir: str | os.PathLike[str]) -> Path:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.extractor.save(out / "model")
+        _write_json(out / "config.json", asdict(self.config))
+        _write_json(out / "metrics.json", self.metrics)
+        if self.evaluation is not None:
+            _write_jsonl(out / "test_predictions.jsonl", self.evaluation.predictions)
+        self.out_dir = out
+        return out
+
+
+def train_extractor(
+    *,
+    train: Any,
+    test: Any = None,
+    out_dir: str | os.PathLike[str] | None,
+    model: str | None = None,
+    epochs: int = DEFAULT_EPOCHS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+    max_length: int = DEFAULT_MAX_LENGTH,
+    label_scheme: str = "attribute",
+    subwords: str = "all",
+    use_category: bool = True,
+    occurrences: str = "first",
+    weight_decay: float = 0.01,
+    warmup_ratio: float = 0.1,
+    restrict_to_schema: bool = True,
+    eval_batch_size: int = 64,
+    device: str | None = None,
+    num_threads: int | None = None,
+) -> ExtractorTrainResult:
+    """Fine-tune the attribute-value extractor and, with ``test``, score it (slot micro-F1).
+
+    ``train``/``test``: a JSON-lines file in OA-Mine format, a list of :class:`LabeledTitle`,
+    OA-Mine-like dicts, or distant-supervision records (see :func:`examples_from_records`).
+    ``model``: the encoder to start from (default: the bundled all-MiniLM-L6-v2; any Hugging
+    Face name or local folder).  ``label_scheme="attribute"`` has one B/I label pair per
+    attribute name, shared across categories; ``"category_attribute"`` one per
+    (category, attribute).  ``subwords``: see :func:`kgwb.text.bio.token_labels`.
+    ``out_dir``: where :meth:`ExtractorTrainResult.save` writes (``None``: keep in memory);
+    the model goes to ``out_dir/model``.
+    """
+    config = ExtractorConfig(
+        model=str(model) if model is not None else DEFAULT_ENCODER,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        max_length=max_length,
+        weight_decay=weight_decay,
+        warmup_ratio=warmup_ratio,
+        use_category=use_category,
+        label_scheme=label_scheme,
+        subwords=subwords,
+        occurrences=occurrences,
+        restrict_to_schema=restrict_to_schema,
+        eval_batch_size=eval_batch_size,
+        device=resolve_device(device),
+        num_threads=num_threads,
+    )
+    train_examples = _as_examples(train, what="train", occurrences=occurrences)
+    test_examples = _as_examples(test, what="test") if test is not None else None
+    extractor, losses, seconds = fine_tune(train_examples, config)
+    evaluation = None
+    if test_examples is not None:
+        evaluation = evaluate_extractor(
+            model=extractor, test=test_examples, train=train_examples, batch_size=eval_batch_size
+        )
+    result = ExtractorTrainResult(
+        config=config,
+        losses=losses,
+        train_seconds=seconds,
+        n_train=len(train_examples),
+        n_train_values=sum(len(e.spans) + len(e.unplaced) for e in train_examples),
+        n_train_unplaced=sum(len(e.unplaced) for e in train_examples),
+        evaluation=evaluation,
+        extractor=extractor,
+        environment=_environment(),
+    )
+    if out_dir is not None:
+        result.save(out_dir)
+    return result
+
+
+@dataclass
+class ExtractorApplyResult:
+    """What :func:`apply_extractor` wrote: counts and speed."""
+
+    model_dir: str
+    input: str
+    out: str
+    n_titles: int
+    n_spans: int
+    seconds: float
+    titles_per_second: float | None
+    environment: dict = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _read_titles(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise FileNotFoundError(f'{path}: no such file (expected JSON lines with an "input" title)')
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(
+                    f"not valid JSON ({e.msg})",
+                    file=path,
+                    line=line_no,
+                    column=e.colno,
+                    expected="one JSON object per line",
+                ) from e
+            if isinstance(record, str):
+                record = {"input": record}
+            if not isinstance(record, Mapping):
+                raise DataError(
+                    f"a JSON {type(record).__name__}",
+                    file=path,
+                    line=line_no,
+                    expected='an object with "input" (or a JSON string)',
+                )
+            text = record.get("input", record.get("title", record.get("text")))
+            if text is not None and not isinstance(text, str):
+                raise DataError(
+                    f"title is {type(text).__name__}",
+                    file=path,
+                    line=line_no,
+                    column="input",
+                    expected="a string",
+                )
+            if text is None:
+                raise DataError(
+                    "no title",
+                    file=path,
+                    line=line_no,
+                    column="input",
+                    expected='a string under "input" (or "title"/"text")',
+                )
+            rows.append(record | {"_text": text})
+    return rows
+
+
+def apply_extractor(
+    *,
+    model_dir: str | os.PathLike[str],
+    input: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    batch_size: int = 64,
+    device: str | None = None,
+) -> ExtractorApplyResult:
+    """Extract spans from every title of ``input`` (JSON lines) into ``out`` (JSON lines).
+
+    Input lines: ``{"input": title, "category": ...}`` (``title``/``text`` also accepted; other
+    keys such as ``item_id`` are copied through) or a bare JSON string.  Each output line adds
+    ``spans`` (``attribute, value, start, end, confidence``) and ``prediction`` (the most
+    confident value per attribute).
+    """
+    extractor = load_extractor(model_dir, device=device)
+    input_path, out_path = Path(input), Path(out)
+    rows = _read_titles(input_path)
+    categories = (
+        [r.get("category") or "" for r in rows] if extractor.settings.use_category else None
+    )
+    started = time.perf_counter()
+    spans = extractor.extract([r["_text"] for r in rows], categories, batch_size=batch_size)
+    seconds = time.perf_counter() - started
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with out_path.open("w", encoding="utf-8") as f:
+        for row, found in zip(rows, spans):
+            row = {k: v for k, v in row.items() if k != "_text"}
+            row["spans"] = found
+            row["prediction"] = best_per_attribute(found)
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return ExtractorApplyResult(
+        model_dir=str(model_dir),
+        input=str(input_path),
+        out=str(out_path),
+        n_titles=len(rows),
+        n_spans=sum(len(s) for s in spans),
+        seconds=round(seconds, 3),
+        titles_per_second=round(len(rows) / seconds, 2) if seconds > 0 and rows else None,
+        environment=_environment(),
+    )

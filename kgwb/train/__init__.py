@@ -1,0 +1,50 @@
+"""Stage 3 — training: GNN recommenders with full-ranking evaluation (and KG embeddings).
+
+Nothing heavy is imported here: the public names below load their module (and torch) on first
+use, so ``import kgwb.train`` and ``kgwb --help`` stay fast.
+
+- :func:`train_recommender` / :class:`RecommenderResult` — the recommender stage's entry point
+  (:mod:`kgwb.train.recommend`);
+- :data:`MODELS`, :func:`model_names`, :func:`build_model` — models by name
+  (:mod:`kgwb.train.models`: ``pop``, ``bprmf``, ``lightgcn``, ``kgat`` and ``<name>+text``);
+- :func:`prepare_interactions`, :func:`build_collab_kg` — indices, splits and the collaborative
+  KG (:mod:`kgwb.train.data`);
+- :func:`ranking_metrics`, :func:`evaluate_full_ranking` — Recall/NDCG/Hit/Precision@K
+  (:mod:`kgwb.train.metrics`).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "RecommenderResult": "kgwb.train.recommend",
+    "train_recommender": "kgwb.train.recommend",
+    "resolve_device": "kgwb.train.recommend",
+    "MODELS": "kgwb.train.models",
+    "build_model": "kgwb.train.models",
+    "model_names": "kgwb.train.models",
+    "CollabKG": "kgwb.train.data",
+    "EmptySplitError": "kgwb.train.data",
+    "InteractionData": "kgwb.train.data",
+    "SplitWarning": "kgwb.train.data",
+    "build_collab_kg": "kgwb.train.data",
+    "leave_one_out": "kgwb.train.data",
+    "prepare_interactions": "kgwb.train.data",
+    "evaluate_full_ranking": "kgwb.train.metrics",
+    "ranking_metrics": "kgwb.train.metrics",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kgwb.train' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = sorted(_EXPORTS)

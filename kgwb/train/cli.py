@@ -1,0 +1,89 @@
+"""``kgwb train``: train a recommender on a data source and write ``metrics.json`` + checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from kgwb.data import FORMATS
+
+    # the registry is plain data, but importing kgwb.train.models pulls in torch: keep --help
+    # fast by listing the names here and checking them against the registry in the tests
+    names = ", ".join(MODEL_NAMES)
+    p = sub.add_parser(
+        "train",
+        help="train a recommender (pop, bprmf, lightgcn, kgat) and evaluate it by full ranking",
+        description=f"Train a recommender and evaluate it by full ranking. Models: {names}.",
+    )
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="a file or folder (kgat, recbole, saved kgwb dataset) or sample:SIZE",
+    )
+    p.add_argument("--format", choices=sorted(FORMATS), default=None, help="guessed when omitted")
+    p.add_argument("--model", default="lightgcn", metavar="NAME", help=f"one of: {names}")
+    p.add_argument("--epochs", type=int, default=200, help="maximum epochs (default 200)")
+    p.add_argument("--dim", type=int, default=64, help="embedding size (default 64)")
+    p.add_argument("--layers", type=int, default=2, help="propagation layers (default 2)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--batch-size", type=int, default=2048, help="BPR batch size (default 2048)")
+    p.add_argument("--reg", type=float, default=1e-4, help="L2 weight on batch embeddings")
+    p.add_argument(
+        "--patience", type=int, default=10, help="evaluations without a better valid Recall@20"
+    )
+    p.add_argument("--eval-every", type=int, default=1, help="validate every N epochs")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    p.add_argument("--seed", type=int, default=0, help="seed of training and sample data")
+    p.add_argument("--out", required=True, help="output folder (metrics.json, checkpoints/)")
+    p.add_argument(
+        "--text-features",
+        action="store_true",
+        help="add item title embeddings from the default text encoder (same as NAME+text)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+
+#: kept in sync with kgwb.train.models.model_names() (checked by tests/test_train_recommend.py)
+MODEL_NAMES = (
+    "bprmf",
+    "bprmf+text",
+    "kgat",
+    "kgat+text",
+    "lightgcn",
+    "lightgcn+text",
+    "pop",
+)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from kgwb.cli import print_json
+    from kgwb.data import load_dataset
+    from kgwb.train.recommend import train_recommender
+
+    options = {"seed": args.seed} if str(args.dataset).startswith("sample") else {}
+    dataset = load_dataset(args.dataset, format=args.format, **options)
+    model = args.model
+    if args.text_features and not model.endswith("+text"):
+        model += "+text"
+    result = train_recommender(
+        dataset=dataset,
+        model=model,
+        epochs=args.epochs,
+        dim=args.dim,
+        layers=args.layers,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        reg=args.reg,
+        device=args.device,
+        seed=args.seed,
+        out_dir=args.out,
+        eval_every=args.eval_every,
+        patience=args.patience,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
+    print_json({"out": str(result.out_dir), **result.metrics})
+    return 0

@@ -1,0 +1,484 @@
+"""Recommender models, chosen by name through :data:`MODELS`.
+
+Every model maps user and item indices to final representations (:meth:`Recommender.propagate`)
+and scores a user–item pair by their dot product; training minimises the BPR loss with an L2
+penalty on the batch's layer-0 ("ego") embeddings.
+
+* ``pop``       — item popularity in train (no parameters to learn; the baseline to beat).
+* ``bprmf``     — matrix factorisation trained with BPR (Rendle et al., 2009).
+* ``lightgcn``  — LightGCN (He et al., 2020): mean of ``layers`` propagations over the
+  symmetrically normalised user–item graph.  The normalised adjacency is built once, as a
+  ``torch.sparse_csr`` tensor; since it is symmetric, backward reuses it (``A^T = A``) instead
+  of torch's generic sparse backward (PyG's ``LightGCN`` re-normalises the graph on every call:
+  ``benchmarks/bench_train_scale.py`` measures both).
+* ``kgat``      — the KG-aware model: relation-aware, attentive propagation over the
+  collaborative KG (users, items and KG entities; train interactions plus the item–entity
+  triples).  See :class:`KGAT` for how it relates to KGAT (Wang et al., 2019).
+
+``<name>+text`` (e.g. ``lightgcn+text``, ``kgat+text``) adds item text features: a float matrix
+``(n_items, d)`` (e.g. title embeddings) projected to ``dim`` by a learned linear map and added
+to the item's ego embedding.  Any model except ``pop`` accepts ``text_features``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from kgwb.errors import UnknownNameError
+from kgwb.train.data import CollabKG, InteractionData
+
+
+class _SparseMatmul(torch.autograd.Function):
+    """``A @ X`` for a constant sparse ``A``, with ``A^T`` precomputed for the backward pass.
+
+    torch's own backward for sparse-CSR @ dense rebuilds the transpose on every call; keeping
+    ``A^T`` (which is ``A`` itself for a symmetric adjacency) makes a LightGCN step ~3× faster
+    on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, a_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.a_t, ctx.dtype = a_t, x.dtype
+        # sparse kernels stay in the matrix's precision (float32) under CUDA autocast
+        with torch.autocast(x.device.type, enabled=False):
+            return torch.sparse.mm(a, x.to(a.dtype))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        with torch.autocast(grad.device.type, enabled=False):
+            out = torch.sparse.mm(ctx.a_t, grad.to(ctx.a_t.dtype).contiguous())
+        return None, None, out.to(ctx.dtype)
+
+
+def sparse_matmul(
+    a: torch.Tensor, x: torch.Tensor, a_t: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``a @ x`` with a fast backward; ``a_t`` defaults to ``a`` (symmetric ``a``)."""
+    return _SparseMatmul.apply(a, a if a_t is None else a_t, x)
+
+
+def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape) -> torch.Tensor:
+    """A CSR matrix with int32 indices (MKL's CPU kernel is ~2× faster with them than int64)."""
+    with warnings.catch_warnings():  # "sparse CSR support is in beta state"
+        warnings.simplefilter("ignore", UserWarning)
+        coo = torch.sparse_coo_tensor(
+            torch.stack([rows, cols]), values, tuple(shape), check_invariants=False
+        ).coalesce()
+        csr = coo.to_sparse_csr()
+        if max(shape) < 2**31 - 1 and coo.values().numel() < 2**31 - 1:
+            csr = torch.sparse_csr_tensor(
+                csr.crow_indices().int(),
+                csr.col_indices().int(),
+                csr.values(),
+                tuple(shape),
+                check_invariants=False,
+            )
+    return csr
+
+
+def normalized_adjacency(
+    users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int
+) -> torch.Tensor:
+    """Symmetric ``D^-1/2 A D^-1/2`` of the bipartite user–item graph (users first), as CSR.
+
+    The same matrix as PyG's ``gcn_norm(edge_index, add_self_loops=False)`` (the benchmark
+    checks it); built with torch alone because importing PyG also imports transformers, which
+    costs seconds per process.
+    """
+    n = n_users + n_items
+    rows = torch.cat([users, items + n_users])
+    cols = torch.cat([items + n_users, users])
+    deg = torch.bincount(rows, minlength=n).float()
+    inv_sqrt = deg.pow(-0.5).masked_fill(deg == 0, 0.0)
+    return _csr(rows, cols, inv_sqrt[rows] * inv_sqrt[cols], (n, n))
+
+
+class Recommender(nn.Module):
+    """Base class: subclasses define :meth:`propagate` (and :meth:`ego` when they learn)."""
+
+    name: ClassVar[str] = ""
+    trainable: ClassVar[bool] = True
+    uses_kg: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        data: InteractionData,
+        *,
+        dim: int = 64,
+        layers: int = 2,
+        text_features: torch.Tensor | None = None,
+        kg: CollabKG | None = None,
+    ) -> None:
+        super().__init__()
+        self.n_users, self.n_items, self.dim, self.layers = data.n_users, data.n_items, dim, layers
+        if text_features is not None:
+            if text_features.shape[0] != data.n_items:
+                raise ValueError(
+                    f"text_features has {text_features.shape[0]} rows, expected one per item "
+                    f"({data.n_items})"
+                )
+            self.register_buffer("text_features", text_features.float(), persistent=False)
+            self.text_proj = nn.Linear(text_features.shape[1], dim, bias=False)
+            nn.init.normal_(self.text_proj.weight, std=0.01)
+        else:
+            self.text_features = None
+            self.text_proj = None
+
+    # -- what subclasses provide ------------------------------------------------
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final ``(user, item)`` representations for all users and items."""
+        raise NotImplementedError
+
+    def ego(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> list[torch.Tensor]:
+        """The layer-0 embeddings that the L2 penalty applies to."""
+        return []
+
+    def on_epoch_start(self, generator: torch.Generator) -> None:
+        """Called before each training epoch with that epoch's seeded generator."""
+
+    def on_eval(self) -> None:
+        """Called before scoring for evaluation or recommendation."""
+
+    def aux_loss(
+        self, batch_size: int, generator: torch.Generator, reg: float
+    ) -> torch.Tensor | None:
+        """An extra loss added to each BPR step (e.g. a KG embedding loss), or None."""
+        return None
+
+    # -- shared -----------------------------------------------------------------
+    def item_text(self) -> torch.Tensor | None:
+        if self.text_proj is None:
+            return None
+        return self.text_proj(self.text_features)
+
+    def bpr_loss(
+        self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, reg: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(bpr, l2)``: mean ``-log σ(s_pos - s_neg)`` and ``reg · ½ Σ‖ego‖² / batch``."""
+        user_rep, item_rep = self.propagate()
+        u = user_rep[users]
+        diff = (u * item_rep[pos]).sum(-1) - (u * item_rep[neg]).sum(-1)
+        bpr = F.softplus(-diff).mean()
+        l2 = sum(e.float().pow(2).sum() for e in self.ego(users, pos, neg))
+        return bpr, reg * 0.5 * l2 / len(users)
+
+    @torch.no_grad()
+    def scorer(self):
+        """A function user indices → ``(B, n_items)`` scores, propagating once."""
+        self.on_eval()
+        user_rep, item_rep = self.propagate()
+        item_t = item_rep.t().contiguous()
+        return lambda users: user_rep[users] @ item_t
+
+
+class Popularity(Recommender):
+    """Scores every item by its number of train interactions (same list for every user)."""
+
+    name = "pop"
+    trainable = False
+
+    def __init__(self, data: InteractionData, **_: Any) -> None:
+        super().__init__(data)
+        self.register_buffer(
+            "popularity", torch.as_tensor(data.item_popularity(), dtype=torch.float32)
+        )
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        ones = torch.ones(self.n_users, 1, device=self.popularity.device)
+        return ones, self.popularity[:, None]
+
+
+class BPRMF(Recommender):
+    """Matrix factorisation with BPR."""
+
+    name = "bprmf"
+
+    def __init__(self, data: InteractionData, **kw: Any) -> None:
+        super().__init__(data, **kw)
+        self.user_emb = nn.Embedding(self.n_users, self.dim)
+        self.item_emb = nn.Embedding(self.n_items, self.dim)
+        nn.init.xavier_uniform_(self.user_emb.weight)
+        nn.init.xavier_uniform_(self.item_emb.weight)
+
+    def items0(self) -> torch.Tensor:
+        text = self.item_text()
+        return self.item_emb.weight if text is None else self.item_emb.weight + text
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.user_emb.weight, self.items0()
+
+    def ego(self, users, pos, neg):
+        return [self.user_emb(users), self.item_emb(pos), self.item_emb(neg)]
+
+
+class LightGCN(Recommender):
+    """LightGCN over the train user–item graph with a precomputed normalised adjacency.
+
+    Users and items share one embedding table (users first), the layout of the adjacency, so
+    a step neither concatenates nor splits the node embeddings.
+    """
+
+    name = "lightgcn"
+
+    def __init__(self, data: InteractionData, **kw: Any) -> None:
+        super().__init__(data, **kw)
+        self.embedding = nn.Embedding(self.n_users + self.n_items, self.dim)
+        nn.init.xavier_uniform_(self.embedding.weight)
+        train = torch.as_tensor(data.train, dtype=torch.long)
+        self.adjacency = normalized_adjacency(train[:, 0], train[:, 1], self.n_users, self.n_items)
+
+    def _apply(self, fn, recurse=True):  # .to(device) moves the (non-buffer) sparse adjacency
+        super()._apply(fn, recurse)
+        self.adjacency = fn(self.adjacency)
+        return self
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.embedding.weight
+        text = self.item_text()
+        if text is not None:
+            x = torch.cat([x[: self.n_users], x[self.n_users :] + text])
+        total = x
+        for _ in range(self.layers):
+            x = sparse_matmul(self.adjacency, x)
+            total = total + x
+        out = total / (self.layers + 1)
+        return out[: self.n_users], out[self.n_users :]
+
+    def ego(self, users, pos, neg):
+        return [
+            self.embedding(users),
+            self.embedding(pos + self.n_users),
+            self.embedding(neg + self.n_users),
+        ]
+
+
+class KGAT(Recommender):
+    """KGAT-style attentive propagation over the collaborative knowledge graph.
+
+    Nodes are users and KG entities (items are entities ``0..n_items-1``); edges are the train
+    interactions and the KG triples in both directions (relation ``r`` and its inverse).  One
+    layer is two sparse matmuls, LightGCN's and the attentive KG Laplacian's::
+
+        x_h' = Σ_{u ∈ N(h)} x_u / sqrt(d_h d_u)  +  β_l/|R(h)| Σ_{r ∈ R(h)} Σ_{(h,r,t)} π(h,r,t) x_t
+
+    — the LightGCN term over interactions plus, for each relation block of ``h``, the
+    attention-weighted mean of its KG neighbours (every relation of ``h`` gets an equal share,
+    so 80 ``also_bought`` links do not drown one ``produced_by``).  ``π`` is a softmax within
+    each (node, relation) block of KGAT's score ``e_t^T tanh(e_h + e_r)`` on the layer-0
+    embeddings; the KG term of layer ``l`` is scaled by a learned ``β_l`` (initial 0.5), and
+    the final representation is the mean over layers.  With ``kg_loss_weight > 0`` the relation
+    embeddings ``e_r`` (inverse relations use ``-e_r``) are trained by a TransE loss on a batch
+    of triples per BPR batch, sharing the entity embeddings as in KGAT, and enter the score;
+    the default is 0 (score ``e_t^T tanh(e_h)``, BPR the only loss) because on amazon-beauty
+    the TransE loss lowered valid Recall@20 after 5 epochs from 0.086 to 0.067.
+
+    As in KGAT (Wang et al., KDD'19) the attention is recomputed once per epoch (KGAT's
+    ``update_attentive_A``) and is a constant within it.  Differences: no KG loss by default,
+    and when enabled TransE instead of TransR (no per-relation projection matrices), added to
+    every BPR step instead of run as a second phase over all triples; the aggregator
+    is LightGCN's linear sum instead of Bi-Interaction, and each training epoch uses at most
+    ``neighbors`` triples per (node, relation) block, resampled every epoch from the epoch's
+    seeded generator (evaluation uses every triple).  These keep an epoch on amazon-beauty's
+    1.1M triples within a few times LightGCN's.
+    """
+
+    name = "kgat"
+    uses_kg = True
+
+    def __init__(
+        self,
+        data: InteractionData,
+        *,
+        kg: CollabKG | None = None,
+        neighbors: int = 8,
+        kg_loss_weight: float = 0.0,
+        kg_scale: float = 0.5,
+        **kw: Any,
+    ) -> None:
+        super().__init__(data, **kw)
+        if kg is None:
+            raise ValueError("the kgat model needs a collaborative KG (kg=...)")
+        self.n_entities, self.n_relations = kg.n_entities, max(kg.n_relations, 1)
+        self.neighbors, self.kg_loss_weight = neighbors, kg_loss_weight
+        self.user_emb = nn.Embedding(self.n_users, self.dim)
+        self.entity_emb = nn.Embedding(self.n_entities, self.dim)
+        self.relation_emb = nn.Embedding(self.n_relations, self.dim)
+        for emb in (self.user_emb, self.entity_emb, self.relation_emb):
+            nn.init.xavier_uniform_(emb.weight)
+        self.n_nodes = self.n_users + self.n_entities
+        train = torch.as_tensor(data.train, dtype=torch.long)
+        self.adjacency = normalized_adjacency(
+            train[:, 0], train[:, 1], self.n_users, self.n_entities
+        )
+        # how much of the KG term each layer adds, learned (LightGCN alone at 0)
+        self.kg_scale = nn.Parameter(torch.full((self.layers,), float(kg_scale)))
+        t = torch.as_tensor(kg.triples, dtype=torch.long).reshape(-1, 3)
+        self.register_buffer("triples", t, persistent=False)
+        # both directions: (receiver, relation, sender) in node indices, inverse = r + R
+        head, rel, tail = t[:, 0] + self.n_users, t[:, 1], t[:, 2] + self.n_users
+        edges = torch.stack(
+            [
+                torch.cat([head, tail]),
+                torch.cat([rel, rel + self.n_relations]),
+                torch.cat([tail, head]),
+            ],
+            dim=1,
+        )
+        # sorted by (receiver, relation) block so that a block is a contiguous run
+        block = edges[:, 0] * (2 * self.n_relations) + edges[:, 1]
+        order = torch.argsort(block, stable=True)
+        self.register_buffer("kg_edges", edges[order], persistent=False)
+        self.register_buffer("kg_block", block[order], persistent=False)
+        self._graph: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self.adjacency = fn(self.adjacency)
+        self._graph = None
+        return self
+
+    # -- the attentive CKG Laplacian, rebuilt per epoch --------------------------------
+    def on_epoch_start(self, generator: torch.Generator) -> None:
+        self._graph = self._build_graph(generator)
+
+    def on_eval(self) -> None:
+        # rebuilt every time: the attention depends on the current weights (e.g. just restored)
+        self._graph = self._build_graph(None)
+
+    @torch.no_grad()
+    def _build_graph(self, generator: torch.Generator | None):
+        edges, block = self.kg_edges, self.kg_block
+        dev = edges.device
+        if generator is not None and self.neighbors > 0 and len(edges):
+            # at most `neighbors` random edges per (receiver, relation) block: sort by
+            # (block, random key), keep the first ranks of each run (`block` is sorted, so the
+            # runs sit at the same positions before and after)
+            key = torch.rand(len(edges), device=dev, generator=generator, dtype=torch.float64)
+            order = torch.argsort(block.double() + key)
+            position = torch.arange(len(block), device=dev)
+            first = torch.ones(len(block), dtype=torch.bool, device=dev)
+            first[1:] = block[1:] != block[:-1]
+            run_start = torch.cummax(torch.where(first, position, 0), 0).values
+            keep = order[(position - run_start) < self.neighbors]
+            edges, block = edges[keep], block[keep]
+        receiver, relation, sender = edges[:, 0], edges[:, 1], edges[:, 2]
+        x = self._layer0()
+        rel = self.relation_emb.weight
+        rel = torch.cat([rel, -rel])  # the inverse of r is -r in TransE's space
+        use_relation = self.kg_loss_weight > 0  # untrained relation vectors would be noise
+        scores = torch.empty(len(edges), device=dev)
+        step = 1 << 18  # chunks bound the (edges, dim) temporaries
+        for s in range(0, len(edges), step):
+            sl = slice(s, s + step)
+            h = x[receiver[sl]]
+            h = torch.tanh(h + rel[relation[sl]] if use_relation else h)
+            scores[sl] = (x[sender[sl]] * h).sum(-1)
+        blocks, group = torch.unique(block, return_inverse=True)
+        weight = _group_softmax(scores, group, len(blocks))
+        per_node = torch.bincount(blocks // (2 * self.n_relations), minlength=self.n_nodes)
+        weight = weight / per_node[receiver].float()
+        shape = (self.n_nodes, self.n_nodes)
+        return _csr(receiver, sender, weight, shape), _csr(sender, receiver, weight, shape)
+
+    def _layer0(self) -> torch.Tensor:
+        ent = self.entity_emb.weight
+        text = self.item_text()
+        if text is not None:
+            ent = torch.cat([ent[: self.n_items] + text, ent[self.n_items :]])
+        return torch.cat([self.user_emb.weight, ent])
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._graph is None:
+            if self.training:
+                raise RuntimeError("call on_epoch_start(generator) before training kgat")
+            self.on_eval()
+        a, a_t = self._graph
+        x = self._layer0()
+        total = x
+        for layer in range(self.layers):
+            kg_term = sparse_matmul(a, x, a_t)
+            x = sparse_matmul(self.adjacency, x) + self.kg_scale[layer] * kg_term
+            total = total + x
+        out = total / (self.layers + 1)
+        return out[: self.n_users], out[self.n_users : self.n_users + self.n_items]
+
+    def ego(self, users, pos, neg):
+        return [self.user_emb(users), self.entity_emb(pos), self.entity_emb(neg)]
+
+    def aux_loss(self, batch_size: int, generator: torch.Generator, reg: float):
+        """TransE loss on ``batch_size`` random triples with a random tail as the negative."""
+        if self.kg_loss_weight <= 0 or len(self.triples) == 0:
+            return None
+        dev = self.triples.device
+        pick = torch.randint(len(self.triples), (batch_size,), device=dev, generator=generator)
+        h, r, t = self.triples[pick].unbind(1)
+        t_neg = torch.randint(self.n_entities, (batch_size,), device=dev, generator=generator)
+        eh, er = self.entity_emb(h), self.relation_emb(r)
+        et, en = self.entity_emb(t), self.entity_emb(t_neg)
+        pos = (eh + er - et).pow(2).sum(-1)
+        neg = (eh + er - en).pow(2).sum(-1)
+        loss = F.softplus(pos - neg).mean()
+        l2 = sum(e.pow(2).sum() for e in (eh, er, et, en)) * 0.5 * reg / batch_size
+        return self.kg_loss_weight * (loss + l2)
+
+
+def _group_softmax(scores: torch.Tensor, group: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Softmax of ``scores`` within each group (``group`` holds ids ``0..n_groups-1``)."""
+    peak = torch.full((n_groups,), float("-inf"), device=scores.device, dtype=scores.dtype)
+    peak = peak.scatter_reduce(0, group, scores, reduce="amax")
+    e = torch.exp(scores - peak[group])
+    total = torch.zeros(n_groups, device=scores.device, dtype=scores.dtype).index_add_(0, group, e)
+    return e / total[group]
+
+
+#: model name -> class; ``<name>+text`` adds item text features.
+MODELS: dict[str, type[Recommender]] = {
+    cls.name: cls for cls in (Popularity, BPRMF, LightGCN, KGAT)
+}
+TEXT_SUFFIX = "+text"
+
+
+def model_names() -> list[str]:
+    """Every name :func:`build_model` accepts (``+text`` variants included)."""
+    return sorted(list(MODELS) + [n + TEXT_SUFFIX for n, c in MODELS.items() if c.trainable])
+
+
+def parse_model_name(name: str) -> tuple[type[Recommender], bool]:
+    """``"kgat+text"`` → ``(KGAT, True)``; unknown names raise UnknownNameError."""
+    base, with_text = (
+        (name[: -len(TEXT_SUFFIX)], True) if name.endswith(TEXT_SUFFIX) else (name, False)
+    )
+    cls = MODELS.get(base)
+    if cls is None or (with_text and not cls.trainable):
+        raise UnknownNameError("model", name, model_names())
+    return cls, with_text
+
+
+def build_model(
+    name: str,
+    data: InteractionData,
+    *,
+    dim: int = 64,
+    layers: int = 2,
+    kg: CollabKG | None = None,
+    text_features: np.ndarray | torch.Tensor | None = None,
+    **options: Any,
+) -> Recommender:
+    """Instantiate model ``name`` (on CPU; move it with ``.to(device)``); ``options`` go to the
+    model class (e.g. ``neighbors=16`` for ``kgat``)."""
+    cls, _ = parse_model_name(name)
+    text = (
+        None
+        if text_features is None
+        else torch.as_tensor(np.asarray(text_features), dtype=torch.float32)
+    )
+    kwargs: dict[str, Any] = {"dim": dim, "layers": layers, "text_features": text}
+    if cls.uses_kg:
+        kwargs["kg"] = kg
+    return cls(data, **kwargs, **options)

@@ -1,0 +1,589 @@
+"""Stage 3 entry point for recommenders: :func:`train_recommender` trains a model chosen by name
+and evaluates it by full ranking; :class:`RecommenderResult` saves metrics and recommends.
+
+Training: BPR loss with one uniform negative per positive (sampled on the device, resampled
+where it hits a train positive of the user), Adam, L2 on the batch's ego embeddings; early
+stopping on valid Recall@20 with ``patience`` evaluations; the best weights are kept (and, with
+``out_dir``, written as ``checkpoints/best.safetensors``).  With ``out_dir`` each epoch also
+writes ``checkpoints/last.safetensors`` + optimizer + ``train_state.json`` so that
+``resume=True`` continues where a run stopped, and gives the numbers an uninterrupted run gives
+(each epoch's shuffling and negatives come from a generator seeded with ``(seed, epoch)``).
+
+Logging: one log line per epoch (``logging``), a tqdm bar over epochs (``progress=False`` or
+``TQDM_DISABLE=1`` silences it) and, with ``out_dir`` and the optional ``tensorboard`` package
+installed, TensorBoard scalars under ``out_dir/tensorboard`` (skipped without the package).
+
+Device: resolved once (``auto`` → CUDA when available); data and graph are moved once.  On CUDA
+the forward pass runs under autocast (bf16 where supported, else fp16 with a gradient scaler);
+on CPU everything is float32 and, with the same seed, bit-for-bit repeatable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kgwb.data.schema import Dataset
+from kgwb.errors import DataError, KgwbError
+from kgwb.runinfo import environment_info
+from kgwb.train.data import (
+    CollabKG,
+    InteractionData,
+    build_collab_kg,
+    prepare_interactions,
+)
+from kgwb.train.metrics import DEFAULT_KS, evaluate_full_ranking
+from kgwb.train.models import build_model, parse_model_name
+
+log = logging.getLogger(__name__)
+
+REPORTED_METRICS = tuple(
+    f"{m}@{k}" for k in DEFAULT_KS for m in ("recall", "ndcg", "hit", "precision")
+)
+CHECKPOINT_DIR = "checkpoints"
+
+
+class CheckpointError(KgwbError):
+    """A checkpoint is missing or was written by a run with another configuration."""
+
+
+def resolve_device(device: str = "auto"):
+    """``auto`` → ``cuda`` when available, else ``cpu``; anything else is passed to torch."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise KgwbError(f"device {device!r} requested but CUDA is not available (use auto or cpu)")
+    return resolved
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _progress_enabled(progress: bool) -> bool:
+    flag = os.environ.get("TQDM_DISABLE", "").strip().lower()
+    return progress and flag not in {"1", "true", "yes", "on"}
+
+
+def peak_memory_mb(device) -> float:
+    """CUDA: max allocated since the last reset; CPU: the process's peak resident set size."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+    except ImportError:  # Windows: the current RSS is the best available
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
+
+
+def item_title_features(
+    dataset: Dataset, data: InteractionData, **embed_options: Any
+) -> np.ndarray:
+    """Title embeddings (``kgwb.text.embed.embed_texts``) in the item order of ``data``."""
+    if "title" not in dataset.items.columns:
+        raise DataError(
+            f"dataset {dataset.name!r} has no item titles to embed",
+            column="title",
+            expected="an items table with a title column, or pass text_features=",
+        )
+    from kgwb.text.embed import embed_texts
+
+    titles = dataset.items.drop_duplicates("item_id").set_index(
+        dataset.items["item_id"].drop_duplicates().astype("string").astype(object)
+    )["title"]
+    aligned = titles.reindex(data.item_ids).astype("string").fillna("")
+    return embed_texts(aligned.tolist(), **embed_options)
+
+
+@dataclass
+class RecommenderResult:
+    """A trained recommender with its evaluation; :meth:`save` writes ``metrics.json``."""
+
+    model: Any
+    data: InteractionData
+    model_name: str
+    valid: dict[str, float]
+    test: dict[str, float]
+    best_epoch: int
+    epochs_run: int
+    curve: list[dict[str, Any]]
+    seconds_per_epoch: float
+    eval_seconds: float
+    peak_memory_mb: float
+    device: str
+    seed: int
+    config: dict[str, Any]
+    stats: dict[str, Any]
+    checkpoint: Path | None = None
+    out_dir: Path | None = None
+    versions: dict[str, str] = field(default_factory=environment_info)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Scalars worth tracking across runs (what ``metrics.json`` holds at its top level)."""
+        return {
+            "model": self.model_name,
+            "valid": self.valid,
+            "test": self.test,
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "seconds_per_epoch": round(self.seconds_per_epoch, 4),
+            "eval_seconds": round(self.eval_seconds, 4),
+            "peak_memory_mb": round(self.peak_memory_mb, 1),
+            "device": self.device,
+            "seed": self.seed,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.metrics,
+            "config": self.config,
+            "data": self.stats,
+            "curve": self.curve,
+            "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
+            "versions": self.versions,
+        }
+
+    def save(self, out_dir: str | Path | None = None) -> Path:
+        """Write ``metrics.json`` (metrics, config, learning curve, versions) into ``out_dir``."""
+        target = Path(out_dir) if out_dir is not None else self.out_dir
+        if target is None:
+            raise ValueError("no output folder given")
+        target.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(_json_safe(self.to_dict()), indent=2, default=str) + "\n"
+        (target / "metrics.json").write_text(text)
+        self.out_dir = target
+        return target
+
+    def recommend(
+        self, user_ids, k: int = 10, *, exclude: tuple[str, ...] = ("train",)
+    ) -> pd.DataFrame:
+        """Top-``k`` items per user (``user_id, rank, item_id, score``), never an item of the
+        user's ``exclude`` splits (default: train)."""
+        import torch
+
+        from kgwb.train.metrics import csr_from_pairs, dense_rows
+
+        users = self.data.user_index(list(user_ids))
+        device = torch.device(self.device)
+        self.model.eval()
+        score = self.model.scorer()
+        known = (
+            np.concatenate([self.data.split(s) for s in exclude]) if exclude else np.empty((0, 2))
+        )
+        ptr, idx = csr_from_pairs(
+            torch.as_tensor(known, dtype=torch.long, device=device), self.data.n_users
+        )
+        u = torch.as_tensor(users, device=device)
+        with torch.no_grad():
+            scores = score(u).float()
+            scores = scores.masked_fill(dense_rows(ptr, idx, u, self.data.n_items), float("-inf"))
+            top = torch.topk(scores, min(k, self.data.n_items), dim=1)
+        items = top.indices.cpu().numpy()
+        values = top.values.cpu().numpy()
+        keep = np.isfinite(values)
+        rows = np.repeat(np.arange(len(users)), items.shape[1])[keep.ravel()]
+        return pd.DataFrame(
+            {
+                "user_id": pd.array(self.data.user_ids[users][rows], dtype="string"),
+                "rank": (np.tile(np.arange(1, items.shape[1] + 1), len(users))[keep.ravel()]),
+                "item_id": pd.array(
+                    self.data.item_ids[items.ravel()[keep.ravel()]], dtype="string"
+                ),
+                "score": values.ravel()[keep.ravel()].astype(np.float64),
+            }
+        )
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.integer | np.floating):
+        return _json_safe(obj.item())
+    return obj
+
+
+class _NegativeSampler:
+    """Uniform negatives on the device, redrawn where they are train positives of the user.
+
+    A fixed number of redraw rounds, without reading anything back to the host (no per-batch
+    synchronisation on CUDA); with a user's share of the catalogue ``p``, a negative is still a
+    positive after ``rounds`` redraws with probability ``p ** (rounds + 1)``.
+    """
+
+    def __init__(self, train, n_items: int, device, rounds: int = 4) -> None:
+        import torch
+
+        t = torch.as_tensor(train, dtype=torch.long, device=device)
+        self.keys = torch.sort(t[:, 0] * n_items + t[:, 1]).values
+        self.n_items, self.rounds = n_items, rounds
+
+    def __call__(self, users, generator):
+        import torch
+
+        neg = torch.randint(self.n_items, users.shape, device=users.device, generator=generator)
+        for _ in range(self.rounds):
+            keys = users * self.n_items + neg
+            at = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
+            redraw = torch.randint(
+                self.n_items, users.shape, device=users.device, generator=generator
+            )
+            neg = torch.where(self.keys[at] == keys, redraw, neg)
+        return neg
+
+
+def _state_path(ckpt_dir: Path, name: str) -> Path:
+    return ckpt_dir / f"{name}.safetensors"
+
+
+def _save_weights(model, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path))
+
+
+def _load_weights(model, path: Path, device) -> None:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    model.load_state_dict(load_file(str(path), device=str(device)))
+
+
+def train_recommender(
+    *,
+    dataset: Dataset,
+    model: str = "lightgcn",
+    epochs: int = 200,
+    dim: int = 64,
+    layers: int = 2,
+    lr: float = 1e-3,
+    batch_size: int = 2048,
+    reg: float = 1e-4,
+    device: str = "auto",
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    eval_every: int = 1,
+    patience: int = 10,
+    text_features: np.ndarray | Any | None = None,
+    kg: Any | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    eval_batch_size: int = 1024,
+    model_options: dict[str, Any] | None = None,
+) -> RecommenderResult:
+    """Train recommender ``model`` on ``dataset`` and evaluate it on valid and test.
+
+    ``model`` is a name of :data:`kgwb.train.models.MODELS` (``+text`` adds item title
+    embeddings, computed with :func:`kgwb.text.embed.embed_texts` unless ``text_features`` — an
+    ``(n_items, d)`` float matrix in catalog item order — is given).  ``kg`` (a
+    :class:`~kgwb.kg.model.KnowledgeGraph`) replaces ``catalog_graph(dataset)`` as the item–entity
+    relations of KG-aware models.  ``patience`` counts evaluations without a better valid
+    Recall@20 before stopping; ``epochs=0`` evaluates the untrained model.  ``model_options``
+    are extra keyword arguments of the model class (e.g. ``{"neighbors": 16}`` for ``kgat``).
+    """
+    import torch
+
+    model_cls, with_text = parse_model_name(model)
+    dev = resolve_device(device)
+    seed_everything(seed)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    data = prepare_interactions(dataset, seed=seed)
+
+    ckg: CollabKG | None = None
+    if model_cls.uses_kg:
+        ckg = build_collab_kg(data, dataset, kg)
+    features = text_features
+    if features is not None and len(features) != data.n_items:
+        features = _align_features(features, dataset, data)
+    if with_text and features is None:
+        features = item_title_features(dataset, data, device=str(dev))
+    options = dict(model_options or {})
+    net = build_model(
+        model, data, dim=dim, layers=layers, kg=ckg, text_features=features, **options
+    ).to(dev)
+
+    config = {
+        "dataset": dataset.name,
+        "model": model,
+        "epochs": epochs,
+        "dim": dim,
+        "layers": layers,
+        "lr": lr,
+        "batch_size": batch_size,
+        "reg": reg,
+        "seed": seed,
+        "eval_every": eval_every,
+        "patience": patience,
+        "model_options": options,
+        "text_features": None if features is None else list(np.shape(features)),
+        "kg": None if ckg is None else ckg.stats,
+        "negatives": "1 uniform per positive, resampled when a train positive",
+        "optimizer": "Adam",
+        "split": data.split_source,
+    }
+    out = Path(out_dir) if out_dir is not None else None
+    ckpt_dir = out / CHECKPOINT_DIR if out is not None else None
+    if ckpt_dir is not None:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    # evaluation inputs, moved once
+    has_train = np.zeros(data.n_users, dtype=bool)
+    has_train[data.train[:, 0]] = True
+    eval_users = torch.as_tensor(np.flatnonzero(has_train), device=dev)
+    splits = {
+        name: torch.as_tensor(data.split(name), device=dev) for name in ("train", "valid", "test")
+    }
+
+    def evaluate(split: str) -> dict[str, float]:
+        net.eval()
+        with torch.no_grad():  # full precision: bf16 scores would tie and reorder items
+            score = net.scorer()
+            exclude = [splits["train"]] + ([splits["valid"]] if split == "test" else [])
+            res = evaluate_full_ranking(
+                score,
+                splits[split],
+                n_users=data.n_users,
+                n_items=data.n_items,
+                exclude=exclude,
+                users=eval_users,
+                batch_size=eval_batch_size,
+                device=dev,
+            )
+        res["users_without_train_items"] = int(
+            data.stats.get(f"{split}_users_without_train_items", 0)
+        )
+        return res
+
+    curve: list[dict[str, Any]] = []
+    best = {"epoch": 0, "recall@20": -1.0, "bad": 0}
+    start_epoch = 1
+    optimizer = _adam(net, lr) if model_cls.trainable else None
+    best_state = None
+
+    if resume:
+        if ckpt_dir is None:
+            raise CheckpointError("resume=True needs out_dir (the folder of the interrupted run)")
+        state_file = ckpt_dir / "train_state.json"
+        if not state_file.is_file():
+            raise CheckpointError(f"nothing to resume: {state_file} not found")
+        saved = json.loads(state_file.read_text())
+        for key in ("dataset", "model", "dim", "layers", "lr", "batch_size", "reg", "seed"):
+            if saved["config"].get(key) != config[key]:
+                raise CheckpointError(
+                    f"checkpoint in {ckpt_dir} was trained with {key}={saved['config'].get(key)!r}, "
+                    f"this run asks for {config[key]!r}"
+                )
+        _load_weights(net, _state_path(ckpt_dir, "last"), dev)
+        if optimizer is not None:
+            optimizer.load_state_dict(
+                torch.load(ckpt_dir / "last_optimizer.pt", map_location=dev, weights_only=True)
+            )
+        curve, best = saved["curve"], saved["best"]
+        start_epoch = saved["epoch"] + 1
+        log.info("resuming %s from epoch %d", model, saved["epoch"])
+
+    train_seconds: list[float] = [c["train_seconds"] for c in curve if "train_seconds" in c]
+    eval_seconds = 0.0
+    writer = _tensorboard(out)
+    use_amp = dev.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    if model_cls.trainable and epochs > 0 and best["bad"] < patience and start_epoch <= epochs:
+        from tqdm.auto import tqdm
+
+        sampler = _NegativeSampler(data.train, data.n_items, dev)
+        train_pairs = splits["train"]
+        gen = torch.Generator(device=dev)
+        bar = tqdm(
+            range(start_epoch, epochs + 1),
+            desc=f"train {model}",
+            unit="epoch",
+            disable=not _progress_enabled(progress),
+            initial=start_epoch - 1,
+            total=epochs,
+        )
+        for epoch in bar:
+            net.train()
+            gen.manual_seed(seed * 1_000_003 + epoch)
+            t0 = time.perf_counter()
+            net.on_epoch_start(gen)
+            perm = torch.randperm(len(train_pairs), device=dev, generator=gen)
+            total_loss = torch.zeros((), device=dev)
+            total_reg = torch.zeros((), device=dev)
+            total_aux = torch.zeros((), device=dev)
+            n_batches = 0
+            for start in range(0, len(perm), batch_size):
+                batch = train_pairs[perm[start : start + batch_size]]
+                users, pos = batch[:, 0], batch[:, 1]
+                neg = sampler(users, gen)
+                with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
+                    bpr, l2 = net.bpr_loss(users, pos, neg, reg)
+                    loss = bpr + l2
+                    aux = net.aux_loss(len(users), gen, reg)
+                    if aux is not None:
+                        loss = loss + aux
+                        total_aux += aux.detach()
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                total_loss += bpr.detach()
+                total_reg += l2.detach()
+                n_batches += 1
+            mean_loss = float(total_loss) / max(n_batches, 1)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            seconds = time.perf_counter() - t0
+            train_seconds.append(seconds)
+            row: dict[str, Any] = {
+                "epoch": epoch,
+                "loss": mean_loss,
+                "reg_loss": float(total_reg) / max(n_batches, 1),
+                "aux_loss": float(total_aux) / max(n_batches, 1),
+                "train_seconds": seconds,
+            }
+            if epoch % eval_every == 0 or epoch == epochs:
+                t1 = time.perf_counter()
+                valid = evaluate("valid")
+                eval_seconds += time.perf_counter() - t1
+                row.update({f"valid_{k}": valid[k] for k in REPORTED_METRICS})
+                if valid["recall@20"] > best["recall@20"]:
+                    best = {"epoch": epoch, "recall@20": valid["recall@20"], "bad": 0}
+                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                    if ckpt_dir is not None:
+                        _save_weights(net, _state_path(ckpt_dir, "best"))
+                else:
+                    best["bad"] += 1
+            curve.append(row)
+            if writer is not None:
+                for key, value in row.items():
+                    if key != "epoch":
+                        writer.add_scalar(key.replace("_", "/", 1), value, epoch)
+            bar.set_postfix(
+                loss=f"{mean_loss:.4f}", r20=f"{row.get('valid_recall@20', float('nan')):.4f}"
+            )
+            log.info(
+                "epoch %d loss %.4f valid recall@20 %s (%.2fs)",
+                epoch,
+                mean_loss,
+                row.get("valid_recall@20"),
+                seconds,
+            )
+            if ckpt_dir is not None:
+                _save_weights(net, _state_path(ckpt_dir, "last"))
+                torch.save(optimizer.state_dict(), ckpt_dir / "last_optimizer.pt")
+                state = {"epoch": epoch, "config": config, "curve": curve, "best": best}
+                (ckpt_dir / "train_state.json").write_text(json.dumps(_json_safe(state), indent=1))
+            if best["bad"] >= patience:
+                log.info("early stop at epoch %d (best %d)", epoch, best["epoch"])
+                break
+        bar.close()
+    if writer is not None:
+        writer.close()
+
+    # restore the best weights (in memory, or from disk after a resume)
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    elif ckpt_dir is not None and best["epoch"] > 0 and _state_path(ckpt_dir, "best").is_file():
+        _load_weights(net, _state_path(ckpt_dir, "best"), dev)
+    checkpoint = None
+    if ckpt_dir is not None:
+        checkpoint = _state_path(ckpt_dir, "best")
+        if not checkpoint.is_file() or not model_cls.trainable or best["epoch"] == 0:
+            _save_weights(net, checkpoint)
+
+    t1 = time.perf_counter()
+    valid_final = evaluate("valid")
+    test_final = evaluate("test")
+    final_eval = time.perf_counter() - t1
+    evaluations = sum(1 for c in curve if "valid_recall@20" in c)
+    result = RecommenderResult(
+        model=net,
+        data=data,
+        model_name=model,
+        valid=valid_final,
+        test=test_final,
+        best_epoch=int(best["epoch"]),
+        epochs_run=len(curve),
+        curve=curve,
+        seconds_per_epoch=float(np.mean(train_seconds)) if train_seconds else 0.0,
+        eval_seconds=(eval_seconds / evaluations) if evaluations else final_eval / 2,
+        peak_memory_mb=peak_memory_mb(dev),
+        device=str(dev),
+        seed=seed,
+        config=config,
+        stats=data.stats,
+        checkpoint=checkpoint,
+        out_dir=out,
+    )
+    if out is not None:
+        result.save(out)
+    return result
+
+
+def _adam(net, lr: float):
+    """Adam, fused (one kernel for all parameters: ~3× faster steps on CPU) where supported."""
+    import torch
+
+    try:
+        return torch.optim.Adam(net.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError):  # a device or dtype without a fused kernel
+        return torch.optim.Adam(net.parameters(), lr=lr)
+
+
+def _align_features(features, dataset: Dataset, data: InteractionData) -> np.ndarray:
+    """Rows of ``features`` given in ``dataset.items`` order → rows in ``data.item_ids`` order."""
+    arr = np.asarray(features, dtype=np.float32)
+    table_ids = dataset.items["item_id"].astype("string").astype(object).to_numpy()
+    if len(arr) != len(table_ids):
+        raise DataError(
+            f"text_features has {len(arr)} rows",
+            expected=f"one row per item of the items table ({len(table_ids)}) or per indexed item ({data.n_items})",
+        )
+    out = np.zeros((data.n_items, arr.shape[1]), dtype=np.float32)
+    pos = pd.Index(data.item_ids).get_indexer(table_ids)
+    out[pos[pos >= 0]] = arr[pos >= 0]
+    return out
+
+
+def _tensorboard(out: Path | None):
+    """A SummaryWriter under ``out/tensorboard`` when tensorboard is installed, else None."""
+    if out is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(log_dir=str(out / "tensorboard"))
