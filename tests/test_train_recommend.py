@@ -9,8 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 from kgwb.cli import main  # noqa: E402
 from kgwb.data.schema import Dataset  # noqa: E402
@@ -267,7 +266,6 @@ def test_leave_one_out_without_a_split_column():
 
 
 def test_sample_dataset_trains_end_to_end():
-    pytest.importorskip("kgwb.data.sample")
     from kgwb.data import load_dataset
 
     # sample:tiny has 200 test interactions: too few to separate models; small has 2,000
