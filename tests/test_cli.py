@@ -78,3 +78,55 @@ def test_console_script_help_lists_commands():
         [sys.executable, "-m", "kgwb.cli", "--help"], capture_output=True, text=True, check=True
     )
     assert "data" in proc.stdout and "pipeline" in proc.stdout
+
+
+@pytest.mark.slow
+def test_train_then_recommend_with_explanations(tmp_path, capsys):
+    run, kg = tmp_path / "run", tmp_path / "kg"
+    code, out, _ = _run(
+        capsys,
+        "train",
+        "--dataset",
+        "sample:tiny",
+        "--model",
+        "lightgcn",
+        "--epochs",
+        "2",
+        "--no-progress",
+        "--out",
+        str(run),
+    )
+    assert code == 0 and json.loads(out)["test"]["recall@20"] >= 0
+    assert (run / "recommendations.parquet").is_file()
+    code, _, _ = _run(
+        capsys,
+        "kg",
+        "build",
+        "--dataset",
+        "sample:tiny",
+        "--extract-model",
+        "none",
+        "--with-users",
+        "--out",
+        str(kg),
+    )
+    assert code == 0
+    code, out, _ = _run(
+        capsys,
+        "recommend",
+        "--run",
+        str(run),
+        "--user",
+        "U000001",
+        "--k",
+        "3",
+        "--explain",
+        "--kg",
+        str(kg),
+    )
+    assert code == 0
+    recs = json.loads(out)["recommendations"]
+    assert [r["rank"] for r in recs] == [1, 2, 3]
+    history = set(generate("tiny").split("train").query("user_id == 'U000001'")["item_id"])
+    assert not {r["item_id"] for r in recs} & history  # never recommends what was bought
+    assert any(r["explanations"] for r in recs)

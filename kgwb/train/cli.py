@@ -43,6 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--save-top-k",
+        type=int,
+        default=20,
+        help="write the top-k recommendations of every user to recommendations.parquet (0: no)",
+    )
     p.set_defaults(func=_train)
 
 
@@ -85,5 +91,17 @@ def _train(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.no_progress,
     )
+    if args.save_top_k and result.out_dir is not None:
+        # what `kgwb recommend --run DIR` serves: top-k unseen items of every user
+        users = result.data.user_ids
+        parts = [
+            result.recommend(users[i : i + 4096], k=args.save_top_k)
+            for i in range(0, len(users), 4096)
+        ]
+        import pandas as pd
+
+        pd.concat(parts, ignore_index=True).to_parquet(
+            result.out_dir / "recommendations.parquet", index=False
+        )
     print_json({"out": str(result.out_dir), **result.metrics})
     return 0
