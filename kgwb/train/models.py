@@ -161,12 +161,18 @@ class Recommender(nn.Module):
         self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, reg: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(bpr, l2)``: mean ``-log σ(s_pos - s_neg)`` and ``reg · ½ Σ‖ego‖² / batch``."""
-        user_rep, item_rep = self.propagate()
-        u = user_rep[users]
-        diff = (u * item_rep[pos]).sum(-1) - (u * item_rep[neg]).sum(-1)
+        u, p, n = self.batch_representations(users, pos, neg)
+        diff = (u * p).sum(-1) - (u * n).sum(-1)
         bpr = F.softplus(-diff).mean()
         l2 = sum(e.float().pow(2).sum() for e in self.ego(users, pos, neg))
         return bpr, reg * 0.5 * l2 / len(users)
+
+    def batch_representations(
+        self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Final representations of a batch's users, positive and negative items."""
+        user_rep, item_rep = self.propagate()
+        return user_rep[users], item_rep[pos], item_rep[neg]
 
     @torch.no_grad()
     def scorer(self):
@@ -238,7 +244,8 @@ class LightGCN(Recommender):
         self.adjacency = fn(self.adjacency)
         return self
 
-    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def propagate_nodes(self) -> torch.Tensor:
+        """Final representations of all nodes (users first, then items)."""
         x = self.embedding.weight
         text = self.item_text()
         if text is not None:
@@ -247,15 +254,21 @@ class LightGCN(Recommender):
         for _ in range(self.layers):
             x = sparse_matmul(self.adjacency, x)
             total = total + x
-        out = total / (self.layers + 1)
+        return total / (self.layers + 1)
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.propagate_nodes()
         return out[: self.n_users], out[self.n_users :]
 
+    def _batch_nodes(self, users, pos, neg) -> torch.Tensor:
+        return torch.cat([users, pos + self.n_users, neg + self.n_users])
+
+    def batch_representations(self, users, pos, neg):
+        # one gather (and one scatter in backward) instead of three
+        return self.propagate_nodes()[self._batch_nodes(users, pos, neg)].chunk(3)
+
     def ego(self, users, pos, neg):
-        return [
-            self.embedding(users),
-            self.embedding(pos + self.n_users),
-            self.embedding(neg + self.n_users),
-        ]
+        return [self.embedding(self._batch_nodes(users, pos, neg))]
 
 
 class KGAT(Recommender):
@@ -393,7 +406,8 @@ class KGAT(Recommender):
             ent = torch.cat([ent[: self.n_items] + text, ent[self.n_items :]])
         return torch.cat([self.user_emb.weight, ent])
 
-    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def propagate_nodes(self) -> torch.Tensor:
+        """Final representations of all nodes (users, then entities: items first)."""
         if self._graph is None:
             if self.training:
                 raise RuntimeError("call on_epoch_start(generator) before training kgat")
@@ -405,11 +419,18 @@ class KGAT(Recommender):
             kg_term = sparse_matmul(a, x, a_t)
             x = sparse_matmul(self.adjacency, x) + self.kg_scale[layer] * kg_term
             total = total + x
-        out = total / (self.layers + 1)
+        return total / (self.layers + 1)
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.propagate_nodes()
         return out[: self.n_users], out[self.n_users : self.n_users + self.n_items]
 
+    def batch_representations(self, users, pos, neg):
+        nodes = torch.cat([users, pos + self.n_users, neg + self.n_users])
+        return self.propagate_nodes()[nodes].chunk(3)
+
     def ego(self, users, pos, neg):
-        return [self.user_emb(users), self.entity_emb(pos), self.entity_emb(neg)]
+        return [self.user_emb(users), self.entity_emb(torch.cat([pos, neg]))]
 
     def aux_loss(self, batch_size: int, generator: torch.Generator, reg: float):
         """TransE loss on ``batch_size`` random triples with a random tail as the negative."""
