@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"failed: {r}")
             continue
         print(
-            f"{r['size']:<7} {r['model']:<9} {r['interactions']:>12,} {r['kg_triples']:>10,} "
+            f"{r['size']:<7} {r['model']:<9} {r['interactions']:>12,} "
+            f"{(format(r['kg_triples'], ',') if r['kg_triples'] else '-'):>10} "
             f"{r['seconds_per_epoch']:>8.2f} {r['eval_seconds']:>7.2f} {r['peak_memory_mb']:>8.0f} "
             f"{r['device']:>6}"
         )
