@@ -421,6 +421,21 @@ def test_extract_recovers_original_case_and_offsets(tiny_run):
     assert best_per_attribute(results[0]).get("Brand") == "QUORBIN"
 
 
+def test_bfloat16_extractor_and_decoding_options(tiny_run):
+    from kgwb.errors import KgwbError
+    from kgwb.text.extract import load_extractor
+
+    _, out = tiny_run
+    title = "Brixley Women's Trail Sneaker Green 9 M US"
+    for options in ({"dtype": "bfloat16"}, {"decode": "token", "viterbi": False}):
+        extractor = load_extractor(out, **options)
+        spans = extractor.extract([title], "Shoes")[0]
+        assert all(span["value"] == title[span["start"] : span["end"]] for span in spans)
+        assert best_per_attribute(spans).get("Brand") == "Brixley"
+    with pytest.raises(KgwbError, match="dtype"):
+        load_extractor(out, dtype="float8")
+
+
 def test_empty_html_emoji_and_overlong_titles(tiny_run):
     extractor = tiny_run[0].extractor
     long_title = "Zantrix Men's Running Shoe " + "wide fit " * 1_111  # 10,026 characters

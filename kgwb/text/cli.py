@@ -64,6 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     apply.add_argument("--out", required=True, help="output file (JSON lines)")
     apply.add_argument("--batch-size", type=int, default=64, help="titles per batch (default 64)")
     apply.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    apply.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "auto"),
+        default="float32",
+        help="network precision; auto = bfloat16 where the CPU/GPU runs it natively "
+        "(about 1.8x faster on such CPUs; default float32)",
+    )
     apply.set_defaults(func=_apply)
 
 
@@ -122,6 +129,7 @@ def _apply(args: argparse.Namespace) -> int:
         out=args.out,
         batch_size=args.batch_size,
         device=args.device,
+        dtype=args.dtype,
     )
     summary = result.to_dict()
     summary.pop("environment", None)
