@@ -177,6 +177,26 @@ def _labeled_from_mapping(
     )
 
 
+def _json_lines(path: Path, what: str):
+    """``(line number, parsed record)`` of each non-blank line; bad JSON names file, line, column."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected {what})")
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield line_no, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(
+                    f"not valid JSON ({e.msg})",
+                    file=path,
+                    line=line_no,
+                    column=e.colno,
+                    expected="one JSON object per line",
+                ) from e
+
+
 def read_labeled_jsonl(
     path: str | os.PathLike[str], *, occurrences: str = "first"
 ) -> list[LabeledTitle]:
@@ -188,33 +208,18 @@ def read_labeled_jsonl(
     raises :class:`~kgwb.errors.DataError` naming the file, line and field.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (expected JSON lines of labelled titles)")
     out = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(
-                    f"not valid JSON ({e.msg})",
-                    file=path,
-                    line=line_no,
-                    column=e.colno,
-                    expected="one JSON object per line",
-                ) from e
-            if not isinstance(record, Mapping):
-                raise DataError(
-                    f"a JSON {type(record).__name__}",
-                    file=path,
-                    line=line_no,
-                    expected="one JSON object per line",
-                )
-            out.append(
-                _labeled_from_mapping(record, occurrences=occurrences, file=str(path), line=line_no)
+    for line_no, record in _json_lines(path, "JSON lines of labelled titles"):
+        if not isinstance(record, Mapping):
+            raise DataError(
+                f"a JSON {type(record).__name__}",
+                file=path,
+                line=line_no,
+                expected="one JSON object per line",
             )
+        out.append(
+            _labeled_from_mapping(record, occurrences=occurrences, file=str(path), line=line_no)
+        )
     return out
 
 
@@ -1149,50 +1154,35 @@ class ExtractorApplyResult:
 
 
 def _read_titles(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise FileNotFoundError(f'{path}: no such file (expected JSON lines with an "input" title)')
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(
-                    f"not valid JSON ({e.msg})",
-                    file=path,
-                    line=line_no,
-                    column=e.colno,
-                    expected="one JSON object per line",
-                ) from e
-            if isinstance(record, str):
-                record = {"input": record}
-            if not isinstance(record, Mapping):
-                raise DataError(
-                    f"a JSON {type(record).__name__}",
-                    file=path,
-                    line=line_no,
-                    expected='an object with "input" (or a JSON string)',
-                )
-            text = record.get("input", record.get("title", record.get("text")))
-            if text is not None and not isinstance(text, str):
-                raise DataError(
-                    f"title is {type(text).__name__}",
-                    file=path,
-                    line=line_no,
-                    column="input",
-                    expected="a string",
-                )
-            if text is None:
-                raise DataError(
-                    "no title",
-                    file=path,
-                    line=line_no,
-                    column="input",
-                    expected='a string under "input" (or "title"/"text")',
-                )
-            rows.append(record | {"_text": text})
+    for line_no, record in _json_lines(path, 'JSON lines with an "input" title'):
+        if isinstance(record, str):
+            record = {"input": record}
+        if not isinstance(record, Mapping):
+            raise DataError(
+                f"a JSON {type(record).__name__}",
+                file=path,
+                line=line_no,
+                expected='an object with "input" (or a JSON string)',
+            )
+        text = record.get("input", record.get("title", record.get("text")))
+        if text is not None and not isinstance(text, str):
+            raise DataError(
+                f"title is {type(text).__name__}",
+                file=path,
+                line=line_no,
+                column="input",
+                expected="a string",
+            )
+        if text is None:
+            raise DataError(
+                "no title",
+                file=path,
+                line=line_no,
+                column="input",
+                expected='a string under "input" (or "title"/"text")',
+            )
+        rows.append(record | {"_text": text})
     return rows
 
 
