@@ -34,10 +34,17 @@ def _notebook(path: Path, sources: list[str], params: str = "OUTPUT_DIR = ''") -
 
 
 @pytest.mark.slow
-def test_smoke_pipeline_runs_explore_and_records_metrics(tmp_path):
-    result = run_pipeline(params=params_dir() / "smoke.yaml", out_dir=tmp_path, only=["01"])
+def test_smoke_pipeline_runs_all_stages_and_links_their_outputs(tmp_path):
+    result = run_pipeline(params=params_dir() / "smoke.yaml", out_dir=tmp_path)
     assert result.ok
+    assert [nb.name for nb in result.notebooks] == [
+        "01_explore",
+        "02_build_kg",
+        "03_train",
+        "04_inspect",
+    ]
     merged = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(merged) >= {"01_explore", "02_build_kg", "03_train", "04_inspect"}
     expected = generate("tiny", seed=0)
     explore = merged["01_explore"]
     assert explore["users"] == len(expected.users)
@@ -45,12 +52,22 @@ def test_smoke_pipeline_runs_explore_and_records_metrics(tmp_path):
     assert explore["interactions"] == len(expected.interactions)
     assert explore["rejected_rows"] == 0
     assert 0.0 < explore["item_gini"] < 1.0
-    # executed notebook, its HTML, the index page and the saved dataset are all there
-    assert (tmp_path / "01_explore.ipynb").is_file()
+    # executed notebooks, their HTML, the index page and the saved dataset are all there
     html = (tmp_path / "01_explore.html").read_text()
     assert "Explore the e-commerce data" in html
-    assert "01_explore.html" in (tmp_path / "index.html").read_text()
+    index = (tmp_path / "index.html").read_text()
+    for nb in result.notebooks:
+        assert (tmp_path / f"{nb.name}.ipynb").is_file()
+        assert f'href="{nb.name}.html"' in index
     assert (tmp_path / "dataset" / "dataset.json").is_file()
+    # 04_inspect's views are written into the run folder and linked from the index page
+    views = merged["04_inspect"]["views"]
+    assert "ego_top_item.html" in views and "explained_recommendation.html" in views
+    for name in views:
+        page = (tmp_path / name).read_text()
+        assert "new vis.Network" in page  # an interactive graph view ...
+        assert "src=\"http" not in page  # ... that needs no network
+        assert f'href="{name}"' in index
 
 
 def test_failing_cell_stops_the_run_and_keeps_outputs(tmp_path):
