@@ -66,7 +66,7 @@ def test_smoke_pipeline_runs_all_stages_and_links_their_outputs(tmp_path):
     for name in views:
         page = (tmp_path / name).read_text()
         assert "new vis.Network" in page  # an interactive graph view ...
-        assert "src=\"http" not in page  # ... that needs no network
+        assert 'src="http' not in page  # ... that needs no network
         assert f'href="{name}"' in index
 
 
