@@ -41,7 +41,9 @@ class DataError(KgwbError, ValueError):
         if self.file is not None:
             where.append(self.file)
         if self.line is not None:
-            where.append(str(self.line) if self.row_kind == "line" else f"{self.row_kind} {self.line}")
+            where.append(
+                str(self.line) if self.row_kind == "line" else f"{self.row_kind} {self.line}"
+            )
         if self.column is not None:
             where.append(f"column {self.column}")
         text = self.reason

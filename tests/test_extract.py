@@ -252,6 +252,24 @@ def test_viterbi_repairs_an_i_tag_without_b_tag():
     assert viterbi(np.log(probs[:0]), start, transition) == []
 
 
+def test_batched_viterbi_matches_one_sequence_at_a_time():
+    import numpy as np
+
+    from kgwb.text.bio import bio_transitions, viterbi, viterbi_batch
+
+    labels = ["O", "B-A", "I-A", "B-B", "I-B"]
+    start, transition = bio_transitions(labels)
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        batch, steps = int(rng.integers(1, 6)), int(rng.integers(1, 9))
+        lengths = rng.integers(1, steps + 1, size=batch)
+        log_probs = np.log(rng.dirichlet(np.ones(len(labels)), size=(batch, steps)))
+        paths = viterbi_batch(log_probs, lengths, start, transition)
+        for row in range(batch):
+            n = lengths[row]
+            assert list(paths[row, :n]) == viterbi(log_probs[row, :n], start, transition)
+
+
 def test_best_per_attribute_keeps_the_most_confident_span():
     spans = [
         {"attribute": "Brand", "value": "Acme", "confidence": 0.6},
@@ -584,3 +602,110 @@ def test_oa_mine_loads_and_nearly_every_value_is_placed():
     assert placed >= 0.99 * 7360
     for e in train + test:
         assert all(e.text[s.start : s.end] == s.value for s in e.spans)
+
+
+# ------------------------------------------------------------------------------------------
+# validation split and best-epoch selection
+
+
+def test_split_validation_is_per_category_seeded_and_disjoint():
+    from kgwb.errors import KgwbError
+    from kgwb.text.extract import LabeledTitle, split_validation
+
+    examples = [
+        LabeledTitle(text=f"title {i}", category=c, targets={}, spans=[], unplaced=[])
+        for c, n in (("Shoes", 40), ("Bags", 20), ("Hats", 1))
+        for i in range(n)
+    ]
+    train, valid = split_validation(examples, 0.25, seed=3)
+    assert len(train) + len(valid) == len(examples)
+    assert not {id(e) for e in train} & {id(e) for e in valid}
+    by_category = {c: sum(e.category == c for e in valid) for c in ("Shoes", "Bags", "Hats")}
+    assert by_category == {"Shoes": 10, "Bags": 5, "Hats": 0}  # a lone title stays in train
+    again = split_validation(examples, 0.25, seed=3)[1]
+    assert [e.text for e in again] == [e.text for e in valid]
+    assert [e.text for e in split_validation(examples, 0.25, seed=4)[1]] != [e.text for e in valid]
+    with pytest.raises(KgwbError, match="valid_fraction"):
+        split_validation(examples, 1.5)
+
+
+def test_validation_keeps_the_weights_of_the_best_epoch(tmp_path):
+    import pandas as pd
+
+    from kgwb.text.extract import (
+        evaluate_extractor,
+        examples_from_records,
+        split_validation,
+        train_extractor,
+    )
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        examples = examples_from_records(pd.DataFrame(_tiny_records()))
+        train, valid = split_validation(examples, 0.3, seed=0)
+        result = train_extractor(
+            train=train,
+            valid=valid,
+            out_dir=tmp_path,
+            epochs=4,
+            batch_size=8,
+            lr=3e-4,
+            max_length=32,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    curve = metrics["valid_micro_f1_per_epoch"]
+    assert len(curve) == 4 and metrics["n_valid"] == len(valid) > 0
+    assert metrics["best_epoch"] == 1 + curve.index(max(curve))
+    # the returned (and saved) model is the best epoch's: it scores max(curve) again
+    rescored = evaluate_extractor(model=result.extractor, test=valid, train=train)
+    assert rescored.metrics["micro_f1"] == pytest.approx(max(curve))
+    reloaded = evaluate_extractor(model=tmp_path, test=valid, train=train)  # loads OUT/model
+    assert reloaded.metrics["micro_f1"] == pytest.approx(max(curve), abs=2.0)  # may be bfloat16
+
+
+def test_cli_train_with_validation_fraction_writes_the_metrics(tmp_path, capsys):
+    from kgwb.cli import main
+
+    def oa_mine_line(row_brand, row_color, text):
+        return json.dumps(
+            {
+                "input": text,
+                "category": "Shoes",
+                "target_scores": {"Brand": {row_brand: 1}, "Color": {row_color: 1}},
+            }
+        )
+
+    lines = []
+    for k, brand in enumerate(_BRANDS * 2):
+        color = _COLORS[k % len(_COLORS)]
+        lines.append(oa_mine_line(brand, color, _TEMPLATES[k % 3].format(b=brand, c=color, n=7)))
+    train_file, test_file = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train_file.write_text("\n".join(lines[2:]) + "\n")
+    test_file.write_text("\n".join(lines[:2]) + "\n")
+    out = tmp_path / "run"
+    argv = ["extract", "train", "--train", str(train_file), "--test", str(test_file)]
+    argv += ["--out", str(out), "--epochs", "2", "--valid-fraction", "0.2", "--threads", "1"]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in (
+        "micro_f1",
+        "precision",
+        "recall",
+        "per_attribute",
+        "train_seconds",
+        "titles_per_second",
+        "unit",
+        "best_epoch",
+        "n_valid",
+        "inference",
+    ):
+        assert key in metrics, key
+    assert metrics["unit"] == "percent" and metrics["n_valid"] == 2
+    assert metrics["n_train"] == len(lines) - 2 - 2
+    assert metrics["config"]["valid_fraction"] == 0.2
+    assert printed["best_epoch"] == metrics["best_epoch"] in (1, 2)
+    assert (out / "model" / "kgwb_extractor.json").is_file()

@@ -301,7 +301,9 @@ class Dataset:
         except json.JSONDecodeError as e:
             raise DataError(e.msg, file=manifest_path, line=e.lineno, column=e.colno) from None
         tables = {name: pd.read_parquet(src / f"{name}.parquet") for name in manifest["tables"]}
-        truth = {name: pd.read_parquet(src / "truth" / f"{name}.parquet") for name in manifest["truth"]}
+        truth = {
+            name: pd.read_parquet(src / "truth" / f"{name}.parquet") for name in manifest["truth"]
+        }
         return cls(
             name=manifest["name"],
             truth=truth,

@@ -289,3 +289,36 @@ def viterbi(log_probs, start, transition) -> list[int]:
     for t in range(steps - 1, 0, -1):
         path.append(int(back[t, path[-1]]))
     return path[::-1]
+
+
+def viterbi_batch(log_probs, lengths, start, transition):
+    """:func:`viterbi` for a batch at once: ``log_probs`` ``[B, T, L]`` (rows padded past their
+    length with anything), ``lengths`` ``[B]``; returns the paths as a ``[B, T]`` int array
+    (entries past a row's length are meaningless).
+
+    One vectorised step per position instead of one per position and sequence: past a row's
+    length its score is carried unchanged and its back-pointers are the identity, so one
+    backtrack from the last position serves every row.
+    """
+    import numpy as np
+
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    batch, steps, n = log_probs.shape
+    lengths = np.asarray(lengths)
+    paths = np.zeros((batch, steps), dtype=np.int64)
+    if batch == 0 or steps == 0:
+        return paths
+    score = log_probs[:, 0] + start
+    back = np.broadcast_to(np.arange(n), (steps, batch, n)).copy()
+    for t in range(1, steps):
+        candidates = score[:, :, None] + transition[None]
+        best = candidates.argmax(axis=1)
+        new = np.take_along_axis(candidates, best[:, None, :], axis=1)[:, 0] + log_probs[:, t]
+        live = t < lengths
+        back[t, live] = best[live]
+        score = np.where(live[:, None], new, score)
+    paths[:, steps - 1] = score.argmax(axis=1)
+    rows = np.arange(batch)
+    for t in range(steps - 1, 0, -1):
+        paths[:, t - 1] = back[t, rows, paths[:, t]]
+    return paths

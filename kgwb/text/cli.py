@@ -46,6 +46,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="one label per attribute name (default) or per category-attribute pair",
     )
+    train.add_argument(
+        "--valid",
+        default=None,
+        help="labelled titles for picking the best epoch (JSON lines; default: none)",
+    )
+    train.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.0,
+        help="hold out this share of each category's --train titles to pick the best epoch "
+        "(e.g. 0.1; default 0: keep the last epoch)",
+    )
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     train.set_defaults(func=_train)
@@ -67,9 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     apply.add_argument(
         "--dtype",
         choices=("float32", "bfloat16", "auto"),
-        default="float32",
-        help="network precision; auto = bfloat16 where the CPU/GPU runs it natively "
-        "(about 1.8x faster on such CPUs; default float32)",
+        default="auto",
+        help="network precision (default auto: bfloat16 where the CPU/GPU runs it natively, "
+        "about 2x faster there for about -0.15 micro-F1 on OA-Mine; else float32)",
     )
     apply.set_defaults(func=_apply)
 
@@ -100,6 +112,8 @@ def _train(args: argparse.Namespace) -> int:
         model=args.model,
         seed=args.seed,
         device=args.device,
+        valid=args.valid,
+        valid_fraction=args.valid_fraction,
         **{k: v for k, v in options.items() if v is not None},
     )
     metrics = result.metrics
@@ -111,6 +125,9 @@ def _train(args: argparse.Namespace) -> int:
         "extractgpt_protocol",
         "train_seconds",
         "titles_per_second",
+        "inference",
+        "n_valid",
+        "best_epoch",
         "seed",
         "model",
         "epochs",

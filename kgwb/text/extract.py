@@ -41,7 +41,7 @@ from kgwb.text.bio import (
     decode_spans,
     locate_values,
     token_labels,
-    viterbi,
+    viterbi_batch,
 )
 from kgwb.text.encoder import DEFAULT_ENCODER, load_tokenizer, resolve_encoder
 from kgwb.text.metrics import category_schema, slot_scores
@@ -414,9 +414,11 @@ class Extractor:
     first piece, so spans never start or end inside a word; ``"token"``: every piece's own
     prediction counts (models trained with ``subwords="first"`` always decode by word).
     ``dtype="bfloat16"`` runs the network in bfloat16 (``"auto"``: when the device supports it
-    natively, e.g. CPUs with AVX512-BF16 or AMX, else float32): on such a CPU about 1.8x the
-    titles/second of float32 for -0.15 slot micro-F1 on OA-Mine; the default float32 gives the
-    same numbers on every machine.
+    natively, e.g. CPUs with AVX512-BF16 or AMX, else float32): on such a CPU about 2x the
+    titles/second of float32 for about -0.15 slot micro-F1 on OA-Mine.  A freshly trained
+    extractor stays float32 (its scores are the same on every machine); :meth:`load` (and so
+    ``kgwb extract apply`` and ``kgwb kg build --extract-model``) defaults to ``"auto"`` for speed:
+    pass ``dtype="float32"`` for bit-for-bit comparisons across machines.
     ``viterbi=True`` (default): the labels are the most probable sequence that is valid BIO
     (``I-x`` only after ``B-x``/``I-x``) instead of the per-token arg-max, which stops values
     from breaking into fragments.  On OA-Mine test, word decoding added about 1 point of slot
@@ -470,11 +472,13 @@ class Extractor:
         path: str | os.PathLike[str],
         *,
         device: str | None = None,
+        dtype: str = "auto",
         **options: Any,
     ) -> Extractor:
         """Load a folder written by :meth:`save` (or by :func:`train_extractor`: its ``model/``).
 
-        ``options``: ``restrict_to_schema``, ``decode``, ``viterbi``, ``dtype`` (see the class)."""
+        ``dtype`` defaults to ``"auto"`` (bfloat16 where the hardware runs it natively);
+        ``options``: ``restrict_to_schema``, ``decode``, ``viterbi`` (see the class)."""
         from transformers import AutoModelForTokenClassification
 
         path = Path(path)
@@ -490,7 +494,7 @@ class Extractor:
         model = AutoModelForTokenClassification.from_pretrained(path)
         model.eval()
         tokenizer = load_tokenizer(path)
-        return cls(model, tokenizer, settings, device=device, **options)
+        return cls(model, tokenizer, settings, device=device, dtype=dtype, **options)
 
     # -- inference
     def _allowed_mask(self):
@@ -608,11 +612,9 @@ class Extractor:
                 probs, predicted = log_probs.exp().max(-1)
                 probs, predicted = probs.cpu().tolist(), predicted.cpu().tolist()
                 if self.viterbi:
-                    log_probs = log_probs.cpu().numpy()
-                    for row, k in enumerate(chunk):
-                        self._constrain(
-                            enc, k, log_probs[row], predicted[row], probs[row], title_segment
-                        )
+                    self._constrain(
+                        enc, chunk, log_probs.cpu().numpy(), predicted, probs, title_segment
+                    )
                 for row, k in enumerate(chunk):
                     results[todo[k]] = self._spans(
                         texts[todo[k]], enc, k, predicted[row], probs[row], title_segment
@@ -624,24 +626,40 @@ class Extractor:
             self._bio = bio_transitions(self.settings.labels)
         return self._bio
 
-    def _constrain(self, enc, k, log_probs, predicted, probs, title_segment) -> None:
-        """Replace the arg-max labels of the title's (first-piece) tokens by the Viterbi path."""
-        sequence_ids, word_ids = enc.sequence_ids(k), enc.word_ids(k)
+    def _constrain(self, enc, chunk, log_probs, predicted, probs, title_segment) -> None:
+        """Replace the arg-max labels of the title's (first-piece) tokens of every row of a batch
+        by the row's most probable valid BIO path (one batched Viterbi pass)."""
+        import numpy as np
+
         by_word = self.settings.subwords == "first" or self.decode == "word"
-        positions, previous_word = [], None
-        for t, segment in enumerate(sequence_ids):
-            if segment != title_segment:
-                previous_word = None
-                continue
-            if by_word and word_ids[t] is not None and word_ids[t] == previous_word:
-                continue
-            previous_word = word_ids[t]
-            positions.append(t)
+        positions: list[list[int]] = []
+        for k in chunk:
+            sequence_ids, word_ids = enc.sequence_ids(k), enc.word_ids(k)
+            kept, previous_word = [], None
+            for t, segment in enumerate(sequence_ids):
+                if segment != title_segment:
+                    previous_word = None
+                    continue
+                if by_word and word_ids[t] is not None and word_ids[t] == previous_word:
+                    continue
+                previous_word = word_ids[t]
+                kept.append(t)
+            positions.append(kept)
+        lengths = np.array([len(p) for p in positions])
+        steps = int(lengths.max(initial=0))
+        if steps == 0:
+            return
+        index = np.zeros((len(chunk), steps), dtype=np.int64)
+        for row, kept in enumerate(positions):
+            index[row, : len(kept)] = kept
+        gathered = np.take_along_axis(log_probs, index[:, :, None], axis=1)
         start, transition = self._transitions()
-        path = viterbi(log_probs[positions], start, transition)
-        for t, label in zip(positions, path):
-            predicted[t] = label
-            probs[t] = math.exp(float(log_probs[t, label]))
+        paths = viterbi_batch(gathered, lengths, start, transition)
+        for row, kept in enumerate(positions):
+            for step, t in enumerate(kept):
+                label = int(paths[row, step])
+                predicted[row][t] = label
+                probs[row][t] = math.exp(float(log_probs[row, t, label]))
 
     def _spans(
         self, text: str, enc, k: int, predicted: list[int], probs: list[float], title_segment: int
@@ -725,6 +743,9 @@ class ExtractorConfig:
     eval_batch_size: int = 64
     device: str = "cpu"
     num_threads: int | None = None
+    #: share of the training titles held out (per category, seeded) to pick the best epoch;
+    #: 0 = no validation, the last epoch is kept (ignored when validation titles are given)
+    valid_fraction: float = 0.0
 
 
 def _encode_training(
@@ -793,10 +814,42 @@ def _label_space(
     return labels, {c: sorted(a) for c, a in schema.items()}
 
 
+def split_validation(
+    examples: Sequence[LabeledTitle], fraction: float, seed: int = 0
+) -> tuple[list[LabeledTitle], list[LabeledTitle]]:
+    """``(train, valid)``: about ``fraction`` of each category's titles held out, chosen with
+    ``random.Random(seed)``; categories with fewer than 2 titles stay whole in train."""
+    if not 0.0 < fraction < 1.0:
+        raise KgwbError(f"valid_fraction must be between 0 and 1 (exclusive), not {fraction}")
+    by_category: dict[str, list[int]] = defaultdict(list)
+    for i, e in enumerate(examples):
+        by_category[e.category].append(i)
+    rng = random.Random(seed)
+    held: set[int] = set()
+    for category in sorted(by_category):
+        index = by_category[category]
+        if len(index) < 2:
+            continue
+        rng.shuffle(index)
+        held.update(index[: max(1, round(fraction * len(index)))])
+    train = [e for i, e in enumerate(examples) if i not in held]
+    valid = [e for i, e in enumerate(examples) if i in held]
+    return train, valid
+
+
 def fine_tune(
-    examples: Sequence[LabeledTitle], config: ExtractorConfig
-) -> tuple[Extractor, list[float], float]:
-    """Fine-tune a token classifier on ``examples``; returns (extractor, mean loss per epoch, seconds).
+    examples: Sequence[LabeledTitle],
+    config: ExtractorConfig,
+    *,
+    valid: Sequence[LabeledTitle] | None = None,
+    schema_examples: Sequence[LabeledTitle] = (),
+) -> tuple[Extractor, list[float], float, list[float]]:
+    """Fine-tune a token classifier on ``examples``; returns (extractor, mean loss per epoch,
+    seconds, validation micro-F1 per epoch).
+
+    With ``valid`` titles the model is scored (slot micro-F1) after every epoch and the weights
+    of the best epoch (the earliest on ties) are the ones returned; ``schema_examples`` add to
+    the category schema used for that scoring (e.g. the test titles' categories).
 
     A plain loop: AdamW (no weight decay on biases and LayerNorm), linear warm-up then linear
     decay, gradient clipping, dynamic padding with ``DataCollatorForTokenClassification`` and
@@ -870,7 +923,26 @@ def fine_tune(
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(config.warmup_ratio * total_steps), total_steps
     )
-    losses = []
+    settings = ExtractorSettings(
+        labels=labels,
+        schema=schema,
+        use_category=config.use_category,
+        label_scheme=config.label_scheme,
+        subwords=config.subwords,
+        max_length=config.max_length,
+        base_model=str(config.model),
+    )
+    extractor = Extractor(
+        model,
+        tokenizer,
+        settings,
+        device=device,
+        restrict_to_schema=config.restrict_to_schema,
+        dtype="float32",
+    )
+    losses: list[float] = []
+    valid_curve: list[float] = []
+    best_state, best_score = None, -math.inf
     started = time.perf_counter()
     model.train()
     for epoch in range(1, config.epochs + 1):
@@ -887,28 +959,33 @@ def fine_tune(
             total += loss.item() * len(batch_index)
             count += len(batch_index)
         losses.append(total / count)
+        note = ""
+        if valid:
+            score = evaluate_extractor(
+                model=extractor,
+                test=valid,
+                train=list(examples) + list(schema_examples),
+                batch_size=config.eval_batch_size,
+            ).metrics["micro_f1"]
+            valid_curve.append(score)
+            if score > best_score:
+                best_score = score
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            note = f", valid micro-F1 {score:.2f} (best {best_score:.2f})"
+            model.train()
         log.info(
-            "epoch %d/%d loss %.4f (%.0f s)",
+            "epoch %d/%d loss %.4f%s (%.0f s)",
             epoch,
             config.epochs,
             losses[-1],
+            note,
             time.perf_counter() - started,
         )
     seconds = time.perf_counter() - started
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
-    settings = ExtractorSettings(
-        labels=labels,
-        schema=schema,
-        use_category=config.use_category,
-        label_scheme=config.label_scheme,
-        subwords=config.subwords,
-        max_length=config.max_length,
-        base_model=str(config.model),
-    )
-    extractor = Extractor(
-        model, tokenizer, settings, device=device, restrict_to_schema=config.restrict_to_schema
-    )
-    return extractor, losses, seconds
+    return extractor, losses, seconds, valid_curve
 
 
 # --------------------------------------------------------------------------------------------
@@ -1022,6 +1099,9 @@ class ExtractorTrainResult:
     n_train_unplaced: int
     evaluation: ExtractorEvalResult | None
     extractor: Extractor = field(repr=False)
+    n_valid: int = 0
+    valid_curve: list[float] = field(default_factory=list)
+    inference: dict | None = None
     environment: dict = field(default_factory=dict, repr=False)
     out_dir: Path | None = None
 
@@ -1039,12 +1119,21 @@ class ExtractorTrainResult:
                 "n_train": self.n_train,
                 "n_train_values": self.n_train_values,
                 "n_train_values_unplaced": self.n_train_unplaced,
+                "n_valid": self.n_valid,
+                "valid_micro_f1_per_epoch": self.valid_curve,
+                "best_epoch": (
+                    1 + self.valid_curve.index(max(self.valid_curve))
+                    if self.valid_curve
+                    else self.config.epochs
+                ),
                 "losses": [round(x, 5) for x in self.losses],
                 "config": asdict(self.config),
                 "environment": self.environment,
             }
         )
         out.setdefault("titles_per_second", None)
+        if self.inference is not None:
+            out["inference"] = self.inference
         out.setdefault("unit", "percent")
         return out
 
@@ -1081,6 +1170,8 @@ def train_extractor(
     eval_batch_size: int = 64,
     device: str | None = None,
     num_threads: int | None = None,
+    valid: Any = None,
+    valid_fraction: float = 0.0,
 ) -> ExtractorTrainResult:
     """Fine-tune the attribute-value extractor and, with ``test``, score it (slot micro-F1).
 
@@ -1092,6 +1183,13 @@ def train_extractor(
     (category, attribute).  ``subwords``: see :func:`kgwb.text.bio.token_labels`.
     ``out_dir``: where :meth:`ExtractorTrainResult.save` writes (``None``: keep in memory);
     the model goes to ``out_dir/model``.
+    ``valid`` (titles, as ``train``) or ``valid_fraction`` (a seeded per-category share of
+    ``train`` held out, see :func:`split_validation`): the epoch with the best validation
+    micro-F1 is kept, so ``test`` is only used for the final score.
+
+    The test score is computed in float32 (the same on every machine); where the hardware runs
+    bfloat16 natively, ``metrics["inference"]`` also gives the speed and score of the bfloat16
+    inference that ``kgwb extract apply`` uses by default there.
     """
     config = ExtractorConfig(
         model=str(model) if model is not None else DEFAULT_ENCODER,
@@ -1110,15 +1208,55 @@ def train_extractor(
         eval_batch_size=eval_batch_size,
         device=resolve_device(device),
         num_threads=num_threads,
+        valid_fraction=0.0 if valid is not None else float(valid_fraction),
     )
     train_examples = _as_examples(train, what="train", occurrences=occurrences)
     test_examples = _as_examples(test, what="test") if test is not None else None
-    extractor, losses, seconds = fine_tune(train_examples, config)
-    evaluation = None
+    if valid is not None:
+        valid_examples = _as_examples(valid, what="valid")
+    elif config.valid_fraction:
+        train_examples, valid_examples = split_validation(
+            train_examples, config.valid_fraction, seed
+        )
+    else:
+        valid_examples = None
+    if valid_examples is not None and not valid_examples:
+        raise KgwbError("the validation set is empty: nothing to pick the best epoch with")
+    extractor, losses, seconds, valid_curve = fine_tune(
+        train_examples, config, valid=valid_examples, schema_examples=test_examples or ()
+    )
+    schema_examples = train_examples + list(valid_examples or [])
+    evaluation = inference = None
     if test_examples is not None:
         evaluation = evaluate_extractor(
-            model=extractor, test=test_examples, train=train_examples, batch_size=eval_batch_size
+            model=extractor, test=test_examples, train=schema_examples, batch_size=eval_batch_size
         )
+        fast = resolve_dtype("auto", extractor.device)
+        inference = {
+            "dtype": "float32",
+            "titles_per_second": evaluation.metrics["titles_per_second"],
+        }
+        if fast != "float32":
+            import copy
+
+            twin = Extractor(
+                copy.deepcopy(extractor.model),
+                extractor.tokenizer,
+                extractor.settings,
+                device=extractor.device,
+                restrict_to_schema=extractor.restrict_to_schema,
+                dtype=fast,
+            )
+            scored = evaluate_extractor(
+                model=twin, test=test_examples, train=schema_examples, batch_size=eval_batch_size
+            ).metrics
+            inference = {
+                "dtype": fast,
+                "titles_per_second": scored["titles_per_second"],
+                "micro_f1": scored["micro_f1"],
+                "precision": scored["precision"],
+                "recall": scored["recall"],
+            }
     result = ExtractorTrainResult(
         config=config,
         losses=losses,
@@ -1128,6 +1266,9 @@ def train_extractor(
         n_train_unplaced=sum(len(e.unplaced) for e in train_examples),
         evaluation=evaluation,
         extractor=extractor,
+        n_valid=len(valid_examples or []),
+        valid_curve=valid_curve,
+        inference=inference,
         environment=_environment() | {"torch_threads": _torch_threads(), "device": config.device},
     )
     if out_dir is not None:
@@ -1193,14 +1334,15 @@ def apply_extractor(
     out: str | os.PathLike[str],
     batch_size: int = 64,
     device: str | None = None,
-    dtype: str = "float32",
+    dtype: str = "auto",
 ) -> ExtractorApplyResult:
     """Extract spans from every title of ``input`` (JSON lines) into ``out`` (JSON lines).
 
     Input lines: ``{"input": title, "category": ...}`` (``title``/``text`` also accepted; other
     keys such as ``item_id`` are copied through) or a bare JSON string.  Each output line adds
     ``spans`` (``attribute, value, start, end, confidence``) and ``prediction`` (the most
-    confident value per attribute).  ``dtype``: see :class:`Extractor` (``"auto"`` for speed).
+    confident value per attribute).  ``dtype``: see :class:`Extractor` (default ``"auto"``:
+    bfloat16 where the hardware runs it natively; ``"float32"`` to match other machines exactly).
     """
     extractor = load_extractor(model_dir, device=device, dtype=dtype)
     input_path, out_path = Path(input), Path(out)
