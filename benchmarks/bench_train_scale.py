@@ -76,7 +76,7 @@ def adjacency_steps(size: str, device: str, threads: int, steps: int = 5) -> dic
     from kgwb.train import build_model, prepare_interactions, resolve_device
 
     torch.set_num_threads(threads)
-    dev = resolve_device(device)
+    dev = torch.device(resolve_device(device))
     data = prepare_interactions(load_dataset(f"sample:{size}"), warn=False)
     train = torch.as_tensor(data.train, device=dev)
     n_users, n = data.n_users, data.n_users + data.n_items

@@ -189,6 +189,38 @@ def test_checkpoint_save_load_and_resume(data, tmp_path):
         )
 
 
+@pytest.mark.parametrize("model", ["lightgcn", "kgat+text"])
+def test_load_recommender_rebuilds_the_best_model_from_the_run_folder(data, tmp_path, model):
+    from kgwb.train import load_recommender
+
+    feats = np.random.default_rng(1).normal(size=(60, 8)).astype(np.float32)
+    extra = {"text_features": feats} if model.endswith("+text") else {}
+    trained = train_recommender(
+        dataset=data, model=model, epochs=3, out_dir=tmp_path / "run", **extra, **FAST
+    )
+    loaded = load_recommender(tmp_path / "run", device="cpu")  # no dataset needed
+    assert loaded.model_name == model and loaded.best_epoch == trained.best_epoch
+    assert loaded.test == pytest.approx(trained.test) and loaded.valid == pytest.approx(
+        trained.valid
+    )
+    users = ["u0", "u7", "u42"]
+    pd.testing.assert_frame_equal(loaded.recommend(users, k=10), trained.recommend(users, k=10))
+    with torch.no_grad():
+        index = torch.arange(10)
+        assert torch.allclose(loaded.model.scorer()(index), trained.model.scorer()(index))
+
+
+def test_load_recommender_names_what_is_missing(data, tmp_path):
+    from kgwb.train import load_recommender
+
+    with pytest.raises(CheckpointError, match="metrics.json"):
+        load_recommender(tmp_path / "nothing-here")
+    train_recommender(dataset=data, model="bprmf", epochs=1, out_dir=tmp_path / "run", **FAST)
+    (tmp_path / "run" / "checkpoints" / "inputs.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="inputs.safetensors"):
+        load_recommender(tmp_path / "run")
+
+
 def test_recommend_returns_top_k_without_train_items(data):
     res = train_recommender(dataset=data, model="bprmf", epochs=2, **FAST)
     recs = res.recommend(["u0", "u3"], k=5)
@@ -310,6 +342,15 @@ def test_cli_trains_and_writes_metrics(data, tmp_path, capsys):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["config"]["dim"] == 16 and len(metrics["curve"]) == 2
     assert (tmp_path / "run" / "checkpoints" / "best.safetensors").is_file()
+    saved_top = pd.read_parquet(tmp_path / "run" / "recommendations.parquet")
+
+    # without the saved table, `kgwb recommend` reloads the model and ranks the same items
+    (tmp_path / "run" / "recommendations.parquet").unlink()
+    assert main(["recommend", "--run", str(tmp_path / "run"), "--user", "u3", "--k", "5"]) == 0
+    served = json.loads(capsys.readouterr().out)["recommendations"]
+    expected = saved_top[saved_top["user_id"] == "u3"].sort_values("rank").head(5)
+    assert [r["item_id"] for r in served] == expected["item_id"].tolist()
+    assert [r["score"] for r in served] == pytest.approx(expected["score"].tolist(), rel=1e-5)
 
 
 def test_cli_help_lists_models(capsys):

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kgwb.device import resolve_device
 from kgwb.errors import DataError, KgwbError
 from kgwb.text.bio import (
     IGNORE_INDEX,
@@ -352,15 +353,6 @@ def _as_examples(data: Any, *, what: str, occurrences: str = "first") -> list[La
 
 # --------------------------------------------------------------------------------------------
 # the model
-
-
-def resolve_device(device: str | None = None) -> str:
-    """``cuda`` when a GPU is visible, else ``cpu`` (or exactly what the caller asked for)."""
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 DTYPES = ("float32", "bfloat16", "auto")

@@ -4,7 +4,7 @@ Nothing heavy is imported here: the public names below load their module (and to
 use, so ``import kgwb.train`` and ``kgwb --help`` stay fast.
 
 - :func:`train_recommender` / :class:`RecommenderResult` — the recommender stage's entry point
-  (:mod:`kgwb.train.recommend`);
+  (:mod:`kgwb.train.recommend`); :func:`load_recommender` reopens a finished run's best model;
 - :data:`MODELS`, :func:`model_names`, :func:`build_model` — models by name
   (:mod:`kgwb.train.models`: ``pop``, ``bprmf``, ``lightgcn``, ``kgat`` and ``<name>+text``);
 - :func:`prepare_interactions`, :func:`build_collab_kg` — indices, splits and the collaborative
@@ -20,7 +20,8 @@ import importlib
 _EXPORTS = {
     "RecommenderResult": "kgwb.train.recommend",
     "train_recommender": "kgwb.train.recommend",
-    "resolve_device": "kgwb.train.recommend",
+    "load_recommender": "kgwb.train.recommend",
+    "resolve_device": "kgwb.device",
     "MODELS": "kgwb.train.models",
     "build_model": "kgwb.train.models",
     "model_names": "kgwb.train.models",

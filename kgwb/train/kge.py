@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from kgwb.device import resolve_device
 from kgwb.errors import DataError, KgwbError, UnknownNameError
 from kgwb.runinfo import environment_info
 
@@ -55,7 +56,6 @@ MODELS: dict[str, str] = {
 #: benchmark graphs shipped inside the pykeen wheel (they load offline) -> PyKEEN dataset name
 BUNDLED_DATASETS: dict[str, str] = {"nations": "Nations", "umls": "UMLS", "kinships": "Kinships"}
 
-DEVICES = ("auto", "cpu", "cuda")
 
 #: kgwb metric key -> PyKEEN metric (both sides, realistic rank; filtered by the evaluator)
 METRICS: dict[str, str] = {
@@ -165,24 +165,6 @@ def _embedding_frame(representation: Any, id_to_label: dict[int, str], kind: str
 
 # --------------------------------------------------------------------------------------------
 # inputs
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda[:N]`` must be available."""
-    import torch
-
-    name = str(device).lower()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return "cpu"
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise KgwbError(
-                f"device {device!r} asked for, but torch sees no CUDA GPU; use auto or cpu"
-            )
-        return name
-    raise UnknownNameError("device", device, list(DEVICES))
 
 
 def read_triples_file(path: str | os.PathLike[str]) -> pd.DataFrame:

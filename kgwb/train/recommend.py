@@ -8,6 +8,10 @@ stopping on valid Recall@20 with ``patience`` evaluations; the best weights are 
 writes ``checkpoints/last.safetensors`` + optimizer + ``train_state.json`` so that
 ``resume=True`` continues where a run stopped, and gives the numbers an uninterrupted run gives
 (each epoch's shuffling and negatives come from a generator seeded with ``(seed, epoch)``).
+The folder also keeps what the model was built from (``checkpoints/inputs.safetensors``: the
+splits as index pairs, the KG triples, the text features; ``users.parquet``/``items.parquet``/
+``entities.parquet``: the ids; ``model.json``: name and sizes), so :func:`load_recommender`
+rebuilds the trained model from the folder alone, without the dataset.
 
 Logging: one log line per epoch (``logging``), a tqdm bar over epochs (``progress=False`` or
 ``TQDM_DISABLE=1`` silences it) and, with ``out_dir`` and the optional ``tensorboard`` package
@@ -34,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from kgwb.data.schema import Dataset
+from kgwb.device import resolve_device
 from kgwb.errors import DataError, KgwbError
 from kgwb.runinfo import environment_info
 from kgwb.train.data import (
@@ -55,18 +60,6 @@ CHECKPOINT_DIR = "checkpoints"
 
 class CheckpointError(KgwbError):
     """A checkpoint is missing or was written by a run with another configuration."""
-
-
-def resolve_device(device: str = "auto"):
-    """``auto`` → ``cuda`` when available, else ``cpu``; anything else is passed to torch."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise KgwbError(f"device {device!r} requested but CUDA is not available (use auto or cpu)")
-    return resolved
 
 
 def seed_everything(seed: int) -> None:
@@ -314,7 +307,7 @@ def train_recommender(
     import torch
 
     model_cls, with_text = parse_model_name(model)
-    dev = resolve_device(device)
+    dev = torch.device(resolve_device(device))
     seed_everything(seed)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -523,6 +516,7 @@ def train_recommender(
         checkpoint = _state_path(ckpt_dir, "best")
         if not checkpoint.is_file() or not model_cls.trainable or best["epoch"] == 0:
             _save_weights(net, checkpoint)
+        _save_inputs(ckpt_dir, model, data, ckg, features, config)
 
     t1 = time.perf_counter()
     valid_final = evaluate("valid")
@@ -587,3 +581,138 @@ def _tensorboard(out: Path | None):
     except ImportError:  # tensorboard is optional
         return None
     return SummaryWriter(log_dir=str(out / "tensorboard"))
+
+
+# --------------------------------------------------------------------------- loading a run
+INPUTS_FILE = "inputs.safetensors"
+MODEL_FILE = "model.json"
+INPUTS_FORMAT = 1
+
+
+def _save_inputs(ckpt_dir: Path, model: str, data: InteractionData, ckg, features, config) -> None:
+    """What :func:`load_recommender` needs to rebuild the model without the dataset."""
+    import torch
+    from safetensors.torch import save_file
+
+    tensors = {name: torch.as_tensor(data.split(name)).contiguous() for name in SPLIT_KEYS}
+    if ckg is not None:
+        tensors["kg_triples"] = torch.as_tensor(ckg.triples, dtype=torch.long).contiguous()
+        pd.DataFrame({"entity_id": pd.array(ckg.entity_ids, dtype="string")}).to_parquet(
+            ckpt_dir / "entities.parquet", index=False
+        )
+    if features is not None:
+        tensors["text_features"] = torch.as_tensor(
+            np.asarray(features), dtype=torch.float32
+        ).contiguous()
+    save_file(tensors, str(ckpt_dir / INPUTS_FILE))
+    pd.DataFrame({"user_id": pd.array(data.user_ids, dtype="string")}).to_parquet(
+        ckpt_dir / "users.parquet", index=False
+    )
+    pd.DataFrame({"item_id": pd.array(data.item_ids, dtype="string")}).to_parquet(
+        ckpt_dir / "items.parquet", index=False
+    )
+    meta = {
+        "format": INPUTS_FORMAT,
+        "model": model,
+        "dim": config["dim"],
+        "layers": config["layers"],
+        "model_options": config["model_options"],
+        "split_source": data.split_source,
+        "data_stats": data.stats,
+        "kg_relations": None if ckg is None else list(ckg.relations),
+        "kg_stats": None if ckg is None else ckg.stats,
+    }
+    (ckpt_dir / MODEL_FILE).write_text(json.dumps(_json_safe(meta), indent=1, default=str))
+
+
+SPLIT_KEYS = ("train", "valid", "test")
+
+
+def load_recommender(run_dir: str | Path, *, device: str = "auto") -> RecommenderResult:
+    """The trained recommender of a ``kgwb train`` / :func:`train_recommender` folder, with its
+    best weights (safetensors, so no pickle is executed) and its saved metrics.
+
+    Rebuilt from the folder alone (ids, splits, KG triples and text features were saved with
+    the checkpoint); ``.recommend(users, k)`` ranks exactly as the run's model did.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    from kgwb.train.data import CollabKG
+
+    run = Path(run_dir)
+    ckpt_dir = run / CHECKPOINT_DIR
+    needed = [run / "metrics.json", ckpt_dir / MODEL_FILE, ckpt_dir / INPUTS_FILE]
+    needed += [
+        _state_path(ckpt_dir, "best"),
+        ckpt_dir / "users.parquet",
+        ckpt_dir / "items.parquet",
+    ]
+    missing = [str(p) for p in needed if not p.is_file()]
+    if missing:
+        raise CheckpointError(
+            f"{run}: not a complete training run folder; missing {', '.join(missing)} "
+            "(expected a folder written by `kgwb train --out`)"
+        )
+    meta = json.loads((ckpt_dir / MODEL_FILE).read_text())
+    if meta.get("format") != INPUTS_FORMAT:
+        raise CheckpointError(
+            f"{ckpt_dir / MODEL_FILE}: format {meta.get('format')!r}, this kgwb reads {INPUTS_FORMAT}"
+        )
+    saved = json.loads((run / "metrics.json").read_text())
+    dev = torch.device(resolve_device(device))
+    tensors = load_file(str(ckpt_dir / INPUTS_FILE))
+    data = InteractionData(
+        user_ids=pd.read_parquet(ckpt_dir / "users.parquet")["user_id"].to_numpy(dtype=object),
+        item_ids=pd.read_parquet(ckpt_dir / "items.parquet")["item_id"].to_numpy(dtype=object),
+        **{name: tensors[name].numpy() for name in SPLIT_KEYS},
+        split_source=meta["split_source"],
+        stats=meta["data_stats"],
+    )
+    ckg = None
+    if "kg_triples" in tensors:
+        ckg = CollabKG(
+            n_items=data.n_items,
+            entity_ids=pd.read_parquet(ckpt_dir / "entities.parquet")["entity_id"].to_numpy(
+                dtype=object
+            ),
+            relations=list(meta["kg_relations"]),
+            triples=tensors["kg_triples"].numpy(),
+            stats=meta["kg_stats"],
+        )
+    features = tensors.get("text_features")
+    net = build_model(
+        meta["model"],
+        data,
+        dim=meta["dim"],
+        layers=meta["layers"],
+        kg=ckg,
+        text_features=None if features is None else features.numpy(),
+        **meta["model_options"],
+    )
+    try:
+        _load_weights(net, _state_path(ckpt_dir, "best"), "cpu")
+    except RuntimeError as err:  # shapes or names that do not fit the rebuilt model
+        raise CheckpointError(
+            f"{_state_path(ckpt_dir, 'best')} does not fit {meta['model']}: {err}"
+        ) from err
+    net = net.to(dev).eval()
+    return RecommenderResult(
+        model=net,
+        data=data,
+        model_name=meta["model"],
+        valid=saved.get("valid", {}),
+        test=saved.get("test", {}),
+        best_epoch=int(saved.get("best_epoch", 0)),
+        epochs_run=int(saved.get("epochs_run", 0)),
+        curve=saved.get("curve", []),
+        seconds_per_epoch=float(saved.get("seconds_per_epoch", 0.0)),
+        eval_seconds=float(saved.get("eval_seconds", 0.0)),
+        peak_memory_mb=float(saved.get("peak_memory_mb", 0.0)),
+        device=str(dev),
+        seed=int(saved.get("seed", 0)),
+        config=saved.get("config", {}),
+        stats=data.stats,
+        checkpoint=_state_path(ckpt_dir, "best"),
+        out_dir=run,
+    )
