@@ -61,6 +61,9 @@ def test_smoke_pipeline_runs_all_stages_and_links_their_outputs(tmp_path):
         assert f'href="{nb.name}.html"' in index
     assert (tmp_path / "dataset" / "dataset.json").is_file()
     # 04_inspect's views are written into the run folder and linked from the index page
+    # 04_inspect reopens 03_train's best model from its run folder instead of training again
+    assert merged["04_inspect"]["recommender"] == merged["03_train"]["best_run"]
+    assert merged["04_inspect"]["recommender_from_03"] is True
     views = merged["04_inspect"]["views"]
     assert "ego_top_item.html" in views and "explained_recommendation.html" in views
     for name in views:
