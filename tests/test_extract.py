@@ -364,6 +364,18 @@ def _tiny_records():
     return rows
 
 
+#: what `kgwb extract train` must write into metrics.json
+ISSUE_METRICS = (
+    "micro_f1",
+    "precision",
+    "recall",
+    "per_attribute",
+    "train_seconds",
+    "titles_per_second",
+    "unit",
+)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     import pandas as pd
@@ -401,13 +413,7 @@ def test_saved_run_has_metrics_config_and_model(tiny_run):
     result, out = tiny_run
     metrics = json.loads((out / "metrics.json").read_text())
     for key in (
-        "micro_f1",
-        "precision",
-        "recall",
-        "per_attribute",
-        "train_seconds",
-        "titles_per_second",
-        "unit",
+        *ISSUE_METRICS,
         "seed",
         "model",
         "epochs",
@@ -691,18 +697,7 @@ def test_cli_train_with_validation_fraction_writes_the_metrics(tmp_path, capsys)
     assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in (
-        "micro_f1",
-        "precision",
-        "recall",
-        "per_attribute",
-        "train_seconds",
-        "titles_per_second",
-        "unit",
-        "best_epoch",
-        "n_valid",
-        "inference",
-    ):
+    for key in (*ISSUE_METRICS, "best_epoch", "n_valid", "inference"):
         assert key in metrics, key
     assert metrics["unit"] == "percent" and metrics["n_valid"] == 2
     assert metrics["n_train"] == len(lines) - 2 - 2
