@@ -8,7 +8,14 @@ from kg_fixture import small_kg as make_small_kg
 
 from kgwb.errors import DataError
 from kgwb.kg.model import KnowledgeGraph
-from kgwb.kg.store import GraphStore, QueryError, StoreError, default_store_path, is_store
+from kgwb.kg.store import (
+    GraphStore,
+    QueryError,
+    StoreError,
+    default_store_path,
+    is_store,
+    query_parameters,
+)
 
 INJECTION = "Evil \"Co\" 'Ltd'}) DETACH DELETE n //\nMATCH (m) DETACH DELETE m; //"
 
@@ -111,6 +118,27 @@ def test_engine_errors_name_the_query(store):
     with pytest.raises(QueryError, match="Product") as unknown:
         store.query("MATCH (p:Product) RETURN p.id")
     assert unknown.value.query == "MATCH (p:Product) RETURN p.id"
+
+
+def test_missing_parameter_is_an_error_not_an_empty_result(store):
+    # Without any parameters the engine would bind $type to NULL and quietly return no rows.
+    query = "MATCH (n:Node) WHERE n.type = $type AND n.name <> $name RETURN n.id"
+    with pytest.raises(QueryError, match=r"missing query parameter\(s\): \$type, \$name") as err:
+        store.query(query)
+    assert err.value.query == query
+    with pytest.raises(QueryError, match=r"\$name"):
+        store.query(query, {"type": "brand"})
+    assert len(store.query(query, {"type": "brand", "name": ""})) == 2
+    # A "$" inside a literal, a quoted name or a comment is not a parameter.
+    assert store.query("MATCH (n:Node) WHERE n.name = 'costs $5' RETURN n.id /* $x */").empty
+
+
+def test_query_parameters_skips_literals_and_comments():
+    cypher = (
+        "MATCH (n) WHERE n.a = $a AND n.b = 'it''s $no' AND n.c = \"$no\" "
+        "AND n.`$no` = $b1 // $no\nRETURN $a, $0"
+    )
+    assert query_parameters(cypher) == ["a", "b1", "0"]
 
 
 def test_reopen_read_only(kg, tmp_path):

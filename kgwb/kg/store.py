@@ -42,6 +42,7 @@ version, counts).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -113,6 +114,26 @@ def _cypher_string(text: str) -> str:
     """A Cypher single-quoted string literal.  Only used for file paths in ``COPY FROM``, which
     the engine does not accept as parameters; every value goes in as a parameter."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# String literals, quoted names and comments, then a $parameter: the scanner below skips the first
+# four so that a "$" inside 'text' is not taken for a parameter.
+_CYPHER_TOKENS = re.compile(
+    r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`[^`]*`|//[^\n]*|/\*.*?\*/"""
+    r"|\$([A-Za-z_][A-Za-z0-9_]*|[0-9]+)",
+    re.DOTALL,
+)
+
+
+def query_parameters(cypher: str) -> list[str]:
+    """The ``$name`` parameters ``cypher`` references, in order of first use (string literals,
+    quoted names and comments are skipped)."""
+    names: list[str] = []
+    for match in _CYPHER_TOKENS.finditer(cypher):
+        name = match.group(1)
+        if name is not None and name not in names:
+            names.append(name)
+    return names
 
 
 def _node_frame(kg: KnowledgeGraph) -> pd.DataFrame:
@@ -277,6 +298,15 @@ class GraphStore:
         """
         if self._conn is None:
             raise StoreError(f"{self.path}: the graph store is closed")
+        # The engine binds a missing parameter to NULL when no parameters are given at all (the
+        # query then quietly matches nothing), so check the names here.
+        missing = [name for name in query_parameters(cypher) if name not in (parameters or {})]
+        if missing:
+            raise QueryError(
+                f"missing query parameter(s): {', '.join('$' + n for n in missing)}",
+                cypher,
+                parameters,
+            )
         try:
             result = self._conn.execute(cypher, dict(parameters or {}))
         except RuntimeError as err:
@@ -485,4 +515,5 @@ __all__ = [
     "StoreError",
     "default_store_path",
     "is_store",
+    "query_parameters",
 ]
