@@ -15,7 +15,7 @@ import pytest
 
 from kgwb.errors import DataError, KgwbError, UnknownNameError  # noqa: E402
 from kgwb.kg.model import KnowledgeGraph  # noqa: E402
-from kgwb.train.kge import MODELS, train_kge  # noqa: E402
+from kgwb.train.kge import MODELS, reverse_in_train, train_kge  # noqa: E402
 
 RANK_METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
 QUICK = {"dim": 8, "epochs": 2, "batch_size": 256, "device": "cpu", "progress": False}
@@ -171,6 +171,48 @@ def test_trains_from_a_hand_built_knowledge_graph_and_the_same_triples_as_a_data
     assert "torch" in config["versions"] and "pykeen" in config["versions"]
     pd.testing.assert_frame_equal(pd.read_parquet(out / "entity_embeddings.parquet"), emb)
     assert (out / "pykeen" / "trained_model.pkl").is_file()
+
+
+def test_reverse_in_train_marks_mirrored_pairs_under_any_relation():
+    from pykeen.triples import TriplesFactory
+
+    labels = np.array(
+        [["a", "r", "b"], ["b", "s", "c"], ["c", "r", "a"], ["d", "r", "a"], ["e", "s", "e"]]
+    )
+    train = TriplesFactory.from_labeled_triples(labels)
+
+    rows = np.array(
+        [["b", "r", "a"], ["c", "r", "b"], ["a", "r", "c"], ["b", "r", "d"], ["a", "r", "b"],
+         ["a", "s", "d"]]
+    )  # fmt: skip
+    test = train.clone_and_exchange_triples(train.map_triples(rows))  # (map_triples sorts rows)
+    flags = reverse_in_train(train, test).tolist()
+    mirrored = {tuple(row) for row, flag in zip(test.triples.tolist(), flags) if flag}
+    # (b, r, a) mirrors (a, r, b); (c, r, b) mirrors (b, s, c) across relations; (a, r, c)
+    # mirrors (c, r, a); (a, s, d) mirrors (d, r, a); (b, r, d) and (a, r, b) itself do not
+    assert mirrored == {("b", "r", "a"), ("c", "r", "b"), ("a", "r", "c"), ("a", "s", "d")}
+    assert len(flags) == 6
+
+
+def test_counts_and_optionally_drops_test_triples_whose_reverse_is_in_train():
+    # a symmetric relation stored both ways: about half of its test triples mirror a train one
+    rows = []
+    for i in range(40):
+        rows.append((f"n{i}", "near", f"n{(i + 1) % 40}"))
+        rows.append((f"n{(i + 1) % 40}", "near", f"n{i}"))
+        rows.append((f"n{i}", "kind", f"k{i % 3}"))
+    frame = pd.DataFrame(rows, columns=["head", "relation", "tail"])
+    kept = train_kge(triples=frame, model="transe", seed=0, **QUICK).metrics
+    assert kept["test_before_drop"] is None
+    assert 0 < kept["test_reverse_in_train"] < kept["num_test"]
+
+    dropped = train_kge(
+        triples=frame, model="transe", seed=0, drop_reverse_leaks=True, **QUICK
+    ).metrics
+    assert dropped["test_before_drop"] == kept["num_test"]
+    assert dropped["test_reverse_in_train"] == kept["test_reverse_in_train"]
+    assert dropped["num_test"] == kept["num_test"] - kept["test_reverse_in_train"]
+    assert dropped["num_train"] == kept["num_train"]
 
 
 def test_reads_a_triples_file_a_saved_kg_folder_and_writes_out_dir(tmp_path):

@@ -300,6 +300,26 @@ def _split_factories(
     return train, valid, testing
 
 
+def reverse_in_train(train: CoreTriplesFactory, part: CoreTriplesFactory) -> Any:
+    """A boolean tensor over ``part``'s triples: True where train holds the reverse pair, i.e. some
+    ``(tail, r', head)`` for the triple ``(head, r, tail)`` (any relation ``r'``).
+
+    Such a test triple is answered by memorising its mirror image in train (FB15k's known flaw:
+    Toutanova & Chen, 2015), so a random split of a graph with symmetric relations such as
+    ``also_viewed`` flatters every model.  ``part`` must share ``train``'s entity ids, as the
+    factories of one split do.
+    """
+    import numpy as np
+    import torch
+
+    n = int(train.num_entities)
+    tr = train.mapped_triples.numpy().astype(np.int64)
+    pt = part.mapped_triples.numpy().astype(np.int64)
+    forward = np.unique(tr[:, 0] * n + tr[:, 2])
+    reverse = pt[:, 2] * n + pt[:, 0]
+    return torch.from_numpy(np.isin(reverse, forward))
+
+
 # --------------------------------------------------------------------------------------------
 # entry point
 
@@ -320,6 +340,7 @@ def train_kge(
     test: float = 0.1,
     early_stopping: bool = True,
     sources: tuple[str, ...] | None = None,
+    drop_reverse_leaks: bool = False,
     progress: bool | None = None,
 ) -> KGEResult:
     """Train a KG embedding model with PyKEEN and evaluate it on held-out triples.
@@ -330,8 +351,11 @@ def train_kge(
     fractions (ignored for bundled datasets).  ``early_stopping`` watches validation MRR
     (:data:`EARLY_STOPPING`) and needs ``validation > 0``.  Metrics are PyKEEN's filtered
     rank-based ones on the test split: MRR and Hits@k over head and tail prediction, realistic
-    ranks, filtering known train/valid/test triples.  ``progress`` shows tqdm bars (default: unless
-    ``TQDM_DISABLE`` is set).  With ``out_dir`` the result is saved there.
+    ranks, filtering known train/valid/test triples.  The metrics also count the test triples whose
+    reverse pair is in train (``test_reverse_in_train``, see :func:`reverse_in_train`);
+    ``drop_reverse_leaks`` removes those from the test and validation splits before training, as
+    FB15k-237 did for FB15k.  ``progress`` shows tqdm bars (default: unless ``TQDM_DISABLE`` is
+    set).  With ``out_dir`` the result is saved there.
     """
     key = str(model).lower()
     if key not in MODELS:
@@ -371,6 +395,26 @@ def train_kge(
         )
         split = f"random {1 - validation - test:g}/{validation:g}/{test:g} seed {seed}"
 
+    leaks = reverse_in_train(train_tf, test_tf)
+    leak_counts = {"test_reverse_in_train": int(leaks.sum()), "test_before_drop": None}
+    dropped = []  # still true triples: kept in the evaluation's filter
+    if drop_reverse_leaks:
+        leak_counts["test_before_drop"] = int(test_tf.num_triples)
+        if bool(leaks.all()):
+            raise DataError(
+                f"every one of the {test_tf.num_triples} test triples has its reverse in train",
+                expected="a graph with some non-mirrored test triples, or drop_reverse_leaks=False",
+            )
+        dropped.append(test_tf.mapped_triples[leaks])
+        test_tf = test_tf.clone_and_exchange_triples(test_tf.mapped_triples[~leaks])
+        if valid_tf is not None:
+            valid_leaks = reverse_in_train(train_tf, valid_tf)
+            if not bool(valid_leaks.all()):
+                dropped.append(valid_tf.mapped_triples[valid_leaks])
+                valid_tf = valid_tf.clone_and_exchange_triples(
+                    valid_tf.mapped_triples[~valid_leaks]
+                )
+
     use_stopper = bool(early_stopping) and valid_tf is not None
     num_entities = train_tf.num_entities
     # evaluation scores a batch of queries against every entity, and translational models build
@@ -394,6 +438,7 @@ def train_kge(
         "test": test if bundled is None else None,
         "early_stopping": {**EARLY_STOPPING} if use_stopper else False,
         "evaluation": "pykeen rank-based, filtered (train+valid+test), both sides, realistic",
+        "drop_reverse_leaks": bool(drop_reverse_leaks),
     }
 
     pipeline_kwargs: dict[str, Any] = {
@@ -415,7 +460,11 @@ def train_kge(
         },
         "evaluator": "rankbased",
         "evaluator_kwargs": {"filtered": True},
-        "evaluation_kwargs": {"batch_size": eval_batch, "use_tqdm": progress},
+        "evaluation_kwargs": {
+            "batch_size": eval_batch,
+            "use_tqdm": progress,
+            **({"additional_filter_triples": dropped} if dropped else {}),
+        },
         "random_seed": int(seed),
         "device": torch.device(resolved),
         "use_tqdm": progress,
@@ -466,6 +515,7 @@ def train_kge(
             "num_train": int(train_tf.num_triples),
             "num_valid": int(valid_tf.num_triples) if valid_tf is not None else 0,
             "num_test": int(test_tf.num_triples),
+            **leak_counts,
         }
     )
     out = KGEResult(metrics=metrics, config=config, pipeline_result=result)

@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="for a kgwb KG: comma-separated edge sources to keep (e.g. catalog,extracted)",
     )
+    p.add_argument(
+        "--drop-reverse-leaks",
+        action="store_true",
+        help="remove test/validation triples whose reverse pair is in train (FB15k-237 style); "
+        "metrics.json counts them either way (test_reverse_in_train)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.set_defaults(func=_kge)
 
@@ -78,6 +84,7 @@ def _kge(args: argparse.Namespace) -> int:
         test=args.test,
         early_stopping=args.early_stopping,
         sources=sources,
+        drop_reverse_leaks=args.drop_reverse_leaks,
         out_dir=args.out,
     )
     print_json(result.metrics)
