@@ -552,6 +552,27 @@ def test_model_not_found_message_says_hub_and_local_path():
         resolve_encoder("./no/such/folder")
 
 
+def test_loading_weights_prints_no_progress_bar_and_restores_the_settings(tiny_run):
+    # a fresh interpreter with progress bars on (the test environment turns them off through
+    # variables that tqdm and huggingface_hub read when they are imported)
+    script = (
+        "import sys\n"
+        "from transformers.utils import logging as hf\n"
+        "from kgwb.text.extract import Extractor\n"
+        "before = (hf.is_progress_bar_enabled(), hf.get_verbosity())\n"
+        "Extractor.load(sys.argv[1], device='cpu')\n"
+        "assert (hf.is_progress_bar_enabled(), hf.get_verbosity()) == before, before\n"
+        "assert before[0]\n"
+    )
+    quiet = ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS")
+    env = {k: v for k, v in os.environ.items() if k not in quiet}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tiny_run[1])], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Loading weights" not in proc.stderr
+
+
 def test_bundled_encoder_is_the_default():
     from kgwb.text.encoder import bundled_encoder_dir, resolve_encoder
 

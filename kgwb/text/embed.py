@@ -18,8 +18,11 @@ import numpy as np
 def _load(model_path: str, device: str):
     from transformers import AutoModel, AutoTokenizer
 
+    from kgwb.text.encoder import quiet_loading
+
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModel.from_pretrained(model_path).to(device).eval()
+    with quiet_loading():
+        model = AutoModel.from_pretrained(model_path).to(device).eval()
     return tokenizer, model
 
 

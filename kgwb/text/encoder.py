@@ -9,6 +9,8 @@ the local Hugging Face cache when the hub cannot be reached (``HF_HUB_OFFLINE=1`
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from kgwb.errors import KgwbError
@@ -105,3 +107,25 @@ def load_tokenizer(model: str | os.PathLike[str] | None = None):
             "offsets; choose a model whose folder has a tokenizer.json"
         )
     return tokenizer
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Load pretrained weights without transformers' "Loading weights" bar and its warnings.
+
+    The bar counts tensors of a checkpoint that loads in under a second and otherwise ends up as
+    a frozen "0%" line in every executed notebook; messages about newly initialised heads are
+    expected when a classifier is fine-tuned.  Both settings are restored afterwards.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar:
+            hf_logging.enable_progress_bar()

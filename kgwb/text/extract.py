@@ -44,7 +44,7 @@ from kgwb.text.bio import (
     token_labels,
     viterbi_batch,
 )
-from kgwb.text.encoder import DEFAULT_ENCODER, load_tokenizer, resolve_encoder
+from kgwb.text.encoder import DEFAULT_ENCODER, load_tokenizer, quiet_loading, resolve_encoder
 from kgwb.text.metrics import category_schema, slot_scores
 
 log = logging.getLogger(__name__)
@@ -483,7 +483,8 @@ class Extractor:
                 f"which keeps the model in OUT/model)"
             )
         settings = ExtractorSettings(**json.loads(settings_file.read_text(encoding="utf-8")))
-        model = AutoModelForTokenClassification.from_pretrained(path)
+        with quiet_loading():
+            model = AutoModelForTokenClassification.from_pretrained(path)
         model.eval()
         tokenizer = load_tokenizer(path)
         return cls(model, tokenizer, settings, device=device, dtype=dtype, **options)
@@ -856,7 +857,6 @@ def fine_tune(
         get_linear_schedule_with_warmup,
         set_seed,
     )
-    from transformers.utils import logging as hf_logging
 
     if config.label_scheme not in LABEL_SCHEMES:
         raise KgwbError(
@@ -875,17 +875,13 @@ def fine_tune(
     tokenizer = load_tokenizer(encoder)
     labels, schema = _label_space(examples, config.label_scheme)
     label2id = {label: i for i, label in enumerate(labels)}
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "newly initialized classifier weights" is expected here
-    try:
+    with quiet_loading():  # "newly initialized classifier weights" is expected here
         model = AutoModelForTokenClassification.from_pretrained(
             encoder,
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),
             label2id=label2id,
         )
-    finally:
-        hf_logging.set_verbosity(verbosity)
     device = resolve_device(config.device)
     model.to(device)
 
