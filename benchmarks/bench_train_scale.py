@@ -3,12 +3,20 @@ adjacency buys.
 
     nice -n 10 python benchmarks/bench_train_scale.py              # medium (~100k), large (~1M)
     nice -n 10 python benchmarks/bench_train_scale.py --full       # + xlarge (~5M interactions)
+    python benchmarks/bench_train_scale.py --full --steps 20        # s/epoch from 20 timed steps
 
 For every size and model (default ``lightgcn`` and the KG-aware ``kgat``) a fresh subprocess
 trains a couple of epochs with the default hyper-parameters (dim 64, 2 layers, batch 2048) and
 reports seconds per training epoch, seconds of one full-ranking validation pass and the peak
 memory (process peak RSS on CPU, max allocated on CUDA) — one process per run so that the peaks
 do not mix.
+
+With ``--steps N`` the runs time N training steps (after one warm-up step) instead of whole
+epochs and report seconds per epoch as seconds per step × steps per epoch, which is how the 5M
+size is measured on a CPU (one LightGCN epoch there is ~2,000 full-graph propagations): the same
+step as ``train_recommender`` (BPR loss + L2 + the model's auxiliary loss, Adam), model built the
+same way (the KG-aware model on its collaborative KG).  Peak memory is then that of the model,
+graph and training steps, without a validation pass.
 
 The adjacency section times one LightGCN training step (forward + backward + Adam) three ways on
 the same graph: kgwb's LightGCN (normalised adjacency built once, CSR, symmetric backward),
@@ -63,6 +71,79 @@ def one_run(size: str, model: str, epochs: int, device: str, threads: int) -> di
         "peak_memory_mb": res.peak_memory_mb,
         "device": res.device,
         "valid_recall@20": res.valid["recall@20"],
+    }
+
+
+def training_steps(size: str, model: str, steps: int, device: str, threads: int) -> dict:
+    """Seconds per training step of ``model`` on ``sample:size`` (batch 2048), timed over
+    ``steps`` steps after a warm-up step, and the epoch time they imply."""
+    import math
+
+    import torch
+
+    from kgwb.data import load_dataset
+    from kgwb.train import build_collab_kg, build_model, prepare_interactions, resolve_device
+    from kgwb.train.models import MODELS
+
+    torch.set_num_threads(threads)
+    dev = torch.device(resolve_device(device))
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    t0 = time.perf_counter()
+    ds = load_dataset(f"sample:{size}")
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    data = prepare_interactions(ds, warn=False)
+    ckg = build_collab_kg(data, ds, None) if MODELS[model].uses_kg else None
+    net = build_model(model, data, kg=ckg).to(dev)
+    build_s = time.perf_counter() - t0
+    train = torch.as_tensor(data.train, device=dev)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    net.train()
+    net.on_epoch_start(gen)
+    batch = 2048
+    for i in range(steps + 1):
+        if i == 1:  # the first step warms up allocators and lazy imports
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            t0 = time.perf_counter()
+        b = train[torch.randint(len(train), (batch,), device=dev, generator=gen)]
+        neg = torch.randint(data.n_items, (batch,), device=dev, generator=gen)
+        bpr, l2 = net.bpr_loss(b[:, 0], b[:, 1], neg, 1e-4)
+        loss = bpr + l2
+        aux = net.aux_loss(batch, gen, 1e-4)
+        if aux is not None:
+            loss = loss + aux
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    per_step = (time.perf_counter() - t0) / steps
+    per_epoch = math.ceil(len(train) / batch)
+    if dev.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(dev) / 2**20
+    else:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "size": size,
+        "model": model,
+        "interactions": int(len(ds.interactions)),
+        "users": data.n_users,
+        "items": data.n_items,
+        "kg_triples": (ckg.stats.get("kg_triples", 0) if ckg is not None else 0),
+        "load_s": load_s,
+        "build_s": build_s,
+        "steps_timed": steps,
+        "seconds_per_step": per_step,
+        "steps_per_epoch": per_epoch,
+        "seconds_per_epoch": per_step * per_epoch,
+        "eval_seconds": None,
+        "peak_memory_mb": peak,
+        "device": dev.type,
     }
 
 
@@ -165,6 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="time this many training steps per run and derive s/epoch from them "
+        "(instead of training --epochs whole epochs)",
+    )
     p.add_argument("--skip-adjacency", action="store_true")
     p.add_argument("--out", default=None, help="write results.json here")
     p.add_argument("--_one", nargs="+", help=argparse.SUPPRESS)
@@ -175,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "train":
             size, model = rest
             res = one_run(size, model, args.epochs, args.device, args.threads)
+        elif kind == "steps":
+            size, model = rest
+            res = training_steps(size, model, args.steps, args.device, args.threads)
         else:
             res = adjacency_steps(rest[0], args.device, args.threads)
         print("RESULT " + json.dumps(res))
@@ -186,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         else ["medium", "large"] + (["xlarge"] if args.full else [])
     )
     common = ["--epochs", str(args.epochs), "--device", args.device, "--threads", str(args.threads)]
+    if args.steps:
+        common += ["--steps", str(args.steps)]
     runs, adjacency = [], []
     for size in sizes:
         if not args.skip_adjacency:
@@ -193,9 +286,14 @@ def main(argv: list[str] | None = None) -> int:
             adjacency.append(_subprocess("adjacency", size, *common))
         for model in args.models.split(","):
             print(f"training {model} on {size} ...", flush=True)
-            runs.append(_subprocess("train", size, model, *common))
+            runs.append(_subprocess("steps" if args.steps else "train", size, model, *common))
 
-    print(f"\n{args.epochs} epoch(s) each, {args.threads} thread(s)")
+    if args.steps:
+        print(
+            f"\n{args.steps} timed steps each (s/epoch = s/step × steps/epoch), {args.threads} thread(s)"
+        )
+    else:
+        print(f"\n{args.epochs} epoch(s) each, {args.threads} thread(s)")
     print(
         f"{'size':<7} {'model':<9} {'interactions':>12} {'kg triples':>10} {'s/epoch':>8} "
         f"{'eval s':>7} {'peak MB':>8} {'device':>6}"
@@ -207,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{r['size']:<7} {r['model']:<9} {r['interactions']:>12,} "
             f"{(format(r['kg_triples'], ',') if r['kg_triples'] else '-'):>10} "
-            f"{r['seconds_per_epoch']:>8.2f} {r['eval_seconds']:>7.2f} {r['peak_memory_mb']:>8.0f} "
+            f"{r['seconds_per_epoch']:>8.2f} "
+            f"{(format(r['eval_seconds'], '.2f') if r['eval_seconds'] is not None else '-'):>7} "
+            f"{r['peak_memory_mb']:>8.0f} "
             f"{r['device']:>6}"
         )
     if adjacency:
@@ -231,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "runs": runs,
             "adjacency": adjacency,
-            "epochs": args.epochs,
+            "epochs": None if args.steps else args.epochs,
+            "steps": args.steps,
             "threads": args.threads,
         }
         (Path(args.out) / "results.json").write_text(json.dumps(payload, indent=2))
