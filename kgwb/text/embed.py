@@ -41,9 +41,10 @@ def embed_texts(
     """
     import torch
 
+    from kgwb.device import resolve_device
     from kgwb.text.encoder import resolve_encoder
 
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dev = resolve_device(device)
     tokenizer, enc = _load(resolve_encoder(model), dev)
     texts = ["" if t is None else str(t) for t in texts]
     uniques, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
