@@ -31,8 +31,8 @@ triple asserted by two sources is two parallel edges.
 
 Values go into queries only as parameters (``$name`` in the Cypher, ``parameters={"name": ...}``),
 never by formatting strings into the query text; every helper method here does so.  A query the
-engine rejects (syntax error, unknown table or property) raises :class:`QueryError`, which quotes
-the query.
+engine rejects (syntax error, unknown table or property), or one that names a ``$parameter`` it
+was not given, raises :class:`QueryError`, which quotes the query.
 
 On disk a store is a folder (by convention ``store/`` inside the saved KG's folder, see
 :func:`default_store_path`) holding ``graph.lbug`` (the database) and ``store.json`` (schema
