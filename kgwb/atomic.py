@@ -88,8 +88,20 @@ def _as_write_error(err: BaseException, path: Path) -> BaseException:
             return OSError(err.errno, err.strerror or str(err), str(path))
         return err
     if isinstance(err, Exception):
-        return WriteError(f"{path}: cannot write: {err}")
+        return WriteError(f"{path}: cannot write: {err}{_space_note(path)}")
     return err
+
+
+def _space_note(path: Path) -> str:
+    """Libraries that hide the OSError of a full disk get the likely cause added."""
+    for folder in (path.parent, *path.parents):
+        if folder.is_dir():
+            try:
+                free = shutil.disk_usage(folder).free
+            except OSError:
+                return ""
+            return " (no space left on the device)" if free < (1 << 20) else ""
+    return ""
 
 
 @contextlib.contextmanager
@@ -235,6 +247,8 @@ def _staged_error(err: BaseException, work: Path, target: Path) -> BaseException
             reason = err.strerror or str(err)
             return OSError(err.errno, f"{reason} (writing {inner or 'the folder'})", str(target))
         return err
+    if isinstance(err, WriteError):
+        return WriteError(str(err).replace(str(work), str(target)))
     return _as_write_error(err, target)
 
 

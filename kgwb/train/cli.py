@@ -42,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="add item title embeddings from the default text encoder (same as NAME+text)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (swapped in only once the new run is complete)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--save-top-k",
@@ -65,10 +70,12 @@ MODEL_NAMES = (
 
 
 def _train(args: argparse.Namespace) -> int:
+    from kgwb.atomic import check_output_not_input, write_with
     from kgwb.cli import print_json
     from kgwb.data import load_dataset
     from kgwb.train.recommend import train_recommender
 
+    check_output_not_input(args.out, [args.dataset])
     options = {"seed": args.seed} if str(args.dataset).startswith("sample") else {}
     dataset = load_dataset(args.dataset, format=args.format, **options)
     model = args.model
@@ -89,6 +96,7 @@ def _train(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         patience=args.patience,
         resume=args.resume,
+        overwrite=args.overwrite,
         progress=not args.no_progress,
     )
     if args.save_top_k and result.out_dir is not None:
@@ -100,8 +108,9 @@ def _train(args: argparse.Namespace) -> int:
         ]
         import pandas as pd
 
-        pd.concat(parts, ignore_index=True).to_parquet(
-            result.out_dir / "recommendations.parquet", index=False
+        top = pd.concat(parts, ignore_index=True)
+        write_with(
+            result.out_dir / "recommendations.parquet", lambda p: top.to_parquet(p, index=False)
         )
     print_json({"out": str(result.out_dir), **result.metrics})
     return 0
