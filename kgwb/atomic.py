@@ -198,15 +198,9 @@ def output_dir(
     """
     target = Path(path)
     clean_leftovers(target)
-    if target.exists() and not target.is_dir():
-        raise OutputError(f"{target}: exists and is not a folder (expected a {kind} folder)")
-    manifests = tuple(manifests)
-    existing = target.is_dir() and any(p.name != MARKER for p in target.iterdir())
-    if existing and not is_kgwb_output(target, manifests):
-        raise OutputError(
-            f"{target}: exists and was not written by kgwb; refusing to write a {kind} into it"
-            " (choose a new folder)"
-        )
+    existing = check_output_dir(
+        target, kind=kind, overwrite=overwrite, resume=resume, manifests=manifests, flag=flag
+    )
     if not existing or resume:
         try:
             _mark(target, kind)
@@ -218,11 +212,6 @@ def output_dir(
             raise converted from err
         _fsync_dir(target)
         return
-    if not overwrite:
-        how = f"pass {flag} to replace it"
-        if kind == "training run":
-            how += " or --resume to continue it"
-        raise OutputError(_exists_message(target, kind, how))
     work = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     _remove(work)
     try:
@@ -250,6 +239,34 @@ def _staged_error(err: BaseException, work: Path, target: Path) -> BaseException
     if isinstance(err, WriteError):
         return WriteError(str(err).replace(str(work), str(target)))
     return _as_write_error(err, target)
+
+
+def check_output_dir(
+    path: str | os.PathLike[str],
+    *,
+    kind: str,
+    overwrite: bool = False,
+    resume: bool = False,
+    manifests: Iterable[str] = (),
+    flag: str = "--overwrite",
+) -> bool:
+    """Raise :class:`OutputError` unless :func:`output_dir` may write there; returns whether an
+    earlier result exists.  Commands call it before their work, to fail in a second."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target}: exists and is not a folder (expected a {kind} folder)")
+    existing = target.is_dir() and any(p.name != MARKER for p in target.iterdir())
+    if existing and not is_kgwb_output(target, tuple(manifests)):
+        raise OutputError(
+            f"{target}: exists and was not written by kgwb; refusing to write a {kind} into it"
+            " (choose a new folder)"
+        )
+    if existing and not (overwrite or resume):
+        how = f"pass {flag} to replace it"
+        if kind == "training run":
+            how += " or --resume to continue it"
+        raise OutputError(_exists_message(target, kind, how))
+    return existing
 
 
 def _sync_tree(folder: Path) -> None:

@@ -59,10 +59,13 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from kgwb.atomic import check_output_not_input
+    from kgwb.atomic import check_output_dir, check_output_not_input
     from kgwb.cli import print_json
 
     check_output_not_input(args.out, [args.source])
+    check_output_dir(
+        args.out, kind="dataset", overwrite=args.overwrite, manifests=("dataset.json",)
+    )
     ds = _load(args)
     path = ds.save(args.out, overwrite=args.overwrite)
     print_json({"saved": str(path), **ds.summary()})

@@ -83,12 +83,15 @@ def kg_folder(path: str | Path) -> Path:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from kgwb.atomic import check_output_not_input
+    from kgwb.atomic import check_output_dir, check_output_not_input
     from kgwb.cli import print_json
     from kgwb.data import load_dataset
     from kgwb.kg.build import build_kg
 
     check_output_not_input(args.out, [args.dataset, args.extract_model])
+    check_output_dir(
+        args.out, kind="KG build", overwrite=args.overwrite, manifests=("kg_build.json",)
+    )
     options = {"seed": args.seed} if str(args.dataset).startswith("sample") else {}
     ds = load_dataset(args.dataset, format=args.format, **options)
     model = None if args.extract_model.lower() == "none" else args.extract_model

@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--test", default=None, help="labelled titles to score on (JSON lines)")
     train.add_argument("--out", required=True, help="output folder")
     train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the extractor already in --out (swapped in once the new one is complete)",
+    )
+    train.add_argument(
         "--model",
         default=None,
         help=f"encoder to start from: a Hugging Face name or local folder (default: the bundled {DEFAULT_ENCODER})",
@@ -93,9 +98,14 @@ def _setup_logging() -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from kgwb.atomic import check_output_dir, check_output_not_input
     from kgwb.cli import print_json
-    from kgwb.text.extract import train_extractor
+    from kgwb.text.extract import RUN_MANIFESTS, train_extractor
 
+    check_output_not_input(args.out, [args.train, args.test, args.valid, args.model])
+    check_output_dir(
+        args.out, kind="extractor run", overwrite=args.overwrite, manifests=RUN_MANIFESTS
+    )
     _setup_logging()
     options = {
         "epochs": args.epochs,

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: file in a saved extractor folder holding kgwb's label map and settings
 EXTRACTOR_FILE = "kgwb_extractor.json"
+#: files that mark a folder as an extractor run (older runs carry no kgwb marker)
+RUN_MANIFESTS = ("metrics.json", "config.json", "model")
 #: joins category and attribute in the ``category_attribute`` label scheme
 _SCHEME_SEP = "||"
 
@@ -449,13 +451,13 @@ class Extractor:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write weights (safetensors, in the extractor's dtype), tokenizer and
         ``kgwb_extractor.json`` into ``path``."""
+        from kgwb.atomic import output_dir, write_json
+
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(path, safe_serialization=True)
-        self.tokenizer.save_pretrained(path)
-        (path / EXTRACTOR_FILE).write_text(
-            json.dumps(asdict(self.settings), indent=2) + "\n", encoding="utf-8"
-        )
+        with output_dir(path, kind="extractor", overwrite=True, manifests=(EXTRACTOR_FILE,)) as out:
+            self.model.save_pretrained(out, safe_serialization=True)
+            self.tokenizer.save_pretrained(out)
+            write_json(out / EXTRACTOR_FILE, asdict(self.settings))
         return path
 
     @classmethod
@@ -993,9 +995,9 @@ def _torch_threads() -> int:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(
-        json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-    )
+    from kgwb.atomic import write_json
+
+    write_json(path, obj, ensure_ascii=False)
 
 
 @dataclass
@@ -1015,7 +1017,9 @@ class ExtractorEvalResult:
 
 
 def _write_jsonl(path: Path, rows: Iterable[Mapping]) -> None:
-    with path.open("w", encoding="utf-8") as f:
+    from kgwb.atomic import atomic_file
+
+    with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
@@ -1125,16 +1129,22 @@ class ExtractorTrainResult:
         out.setdefault("unit", "percent")
         return out
 
-    def save(self, out_dir: str | os.PathLike[str]) -> Path:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.extractor.save(out / "model")
-        _write_json(out / "config.json", asdict(self.config))
-        _write_json(out / "metrics.json", self.metrics)
-        if self.evaluation is not None:
-            _write_jsonl(out / "test_predictions.jsonl", self.evaluation.predictions)
-        self.out_dir = out
-        return out
+    def save(self, out_dir: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
+        """Write ``model/``, ``config.json``, predictions and ``metrics.json`` (last); an earlier
+        run in ``out_dir`` is replaced as a whole once the new one is complete."""
+        from kgwb.atomic import output_dir
+
+        final = Path(out_dir)
+        with output_dir(
+            final, kind="extractor run", overwrite=overwrite, manifests=RUN_MANIFESTS
+        ) as out:
+            self.extractor.save(out / "model")
+            _write_json(out / "config.json", asdict(self.config))
+            if self.evaluation is not None:
+                _write_jsonl(out / "test_predictions.jsonl", self.evaluation.predictions)
+            _write_json(out / "metrics.json", self.metrics)
+        self.out_dir = final
+        return final
 
 
 def train_extractor(
@@ -1332,6 +1342,9 @@ def apply_extractor(
     confident value per attribute).  ``dtype``: see :class:`Extractor` (default ``"auto"``:
     bfloat16 where the hardware runs it natively; ``"float32"`` to match other machines exactly).
     """
+    from kgwb.atomic import atomic_file, check_output_not_input
+
+    check_output_not_input(out, [input, model_dir])
     extractor = load_extractor(model_dir, device=device, dtype=dtype)
     input_path, out_path = Path(input), Path(out)
     rows = _read_titles(input_path)
@@ -1341,8 +1354,7 @@ def apply_extractor(
     started = time.perf_counter()
     spans = extractor.extract([r["_text"] for r in rows], categories, batch_size=batch_size)
     seconds = time.perf_counter() - started
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with out_path.open("w", encoding="utf-8") as f:
+    with atomic_file(out_path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for row, found in zip(rows, spans):
             row = {k: v for k, v in row.items() if k != "_text"}
             row["spans"] = found

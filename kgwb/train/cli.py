@@ -70,12 +70,19 @@ MODEL_NAMES = (
 
 
 def _train(args: argparse.Namespace) -> int:
-    from kgwb.atomic import check_output_not_input, write_with
+    from kgwb.atomic import check_output_dir, check_output_not_input, write_with
     from kgwb.cli import print_json
     from kgwb.data import load_dataset
-    from kgwb.train.recommend import train_recommender
+    from kgwb.train.recommend import RUN_MANIFESTS, train_recommender
 
     check_output_not_input(args.out, [args.dataset])
+    check_output_dir(
+        args.out,
+        kind="training run",
+        overwrite=args.overwrite,
+        resume=args.resume,
+        manifests=RUN_MANIFESTS,
+    )
     options = {"seed": args.seed} if str(args.dataset).startswith("sample") else {}
     dataset = load_dataset(args.dataset, format=args.format, **options)
     model = args.model
