@@ -73,7 +73,7 @@ def _kge(args: argparse.Namespace) -> int:
     from kgwb.cli import print_json
     from kgwb.train.kge import train_kge
 
-    check_output_not_input(args.out, [args.triples, args.validation, args.test])
+    check_output_not_input(args.out, [args.triples])
     check_output_dir(
         args.out, kind="KG embedding run", overwrite=args.overwrite, manifests=("metrics.json",)
     )
