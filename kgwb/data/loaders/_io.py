@@ -8,6 +8,12 @@ raises a :class:`~kgwb.errors.DataError` under ``errors="raise"`` or records the
 ``rows_loaded + rejected == rows_read`` always holds.
 
 Line numbers are 1-based physical lines of the file, header included; blank lines are not rows.
+A lone CR (old Mac line ends) is a line break like LF and CRLF.
+
+Rejection reasons shared by the loaders include ``control character in id`` (NUL or another
+C0/DEL character inside an id), ``not a number`` (also ``inf`` and ``nan`` where a finite number
+is expected) and, per loader, ``duplicate ...`` reasons: duplicates are never dropped silently,
+each repeat is a rejected row counted under its reason.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ WRONG_COLUMNS = "wrong number of columns"
 NOT_INTEGER = "not an integer"
 NOT_NUMBER = "not a number"
 EMPTY_ID = "empty id"
+CONTROL_IN_ID = "control character in id"
+#: deeper JSON than this is rejected (and never reaches pyarrow's recursive reader)
+MAX_JSON_DEPTH = 64
 
 
 def check_errors(errors: str) -> None:
@@ -187,7 +196,7 @@ class TextFile:
             raw = raw[len(codecs.BOM_UTF8) :]
         if not raw.strip():
             raise DataError("empty file", file=p, expected=what)
-        return cls(p, raw)
+        return cls(p, normalize_newlines(raw))
 
     def first_line(self) -> str:
         end = self.raw.find(b"\n")
@@ -206,6 +215,67 @@ class TextFile:
 
     def physical_lines(self) -> int:
         return self.raw.count(b"\n") + (0 if self.raw.endswith(b"\n") else 1)
+
+
+def normalize_newlines(raw: bytes) -> bytes:
+    """CRLF and lone CR become LF, so every reader sees the same physical lines."""
+    if b"\r" not in raw:
+        return raw
+    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def may_nest_deeper(raw: bytes, limit: int = MAX_JSON_DEPTH, chunk: int = 1 << 22) -> bool:
+    """True when some line of ``raw`` opens more than ``limit`` brackets (``[``/``{``) that it
+    has not closed: an upper bound of its JSON nesting depth (brackets in strings count too)."""
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    carry = base_carry = 0
+    for start in range(0, len(buf), chunk):
+        part = buf[start : start + chunk]
+        delta = ((part == 0x5B) | (part == 0x7B)).astype(np.int32) - (
+            (part == 0x5D) | (part == 0x7D)
+        ).astype(np.int32)
+        level = np.cumsum(delta, dtype=np.int64) + carry
+        newline = part == 0x0A
+        last = np.maximum.accumulate(np.where(newline, np.arange(len(part)), -1))
+        base = np.where(last >= 0, level[np.maximum(last, 0)], base_carry)
+        if len(part) and int((level - base).max()) > limit:
+            return True
+        carry, base_carry = int(level[-1]), int(base[-1])
+    return False
+
+
+def json_depth(obj: Any) -> int:
+    """Nesting depth of a parsed JSON value (iterative: no recursion limit)."""
+    depth, stack = 0, [(obj, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            depth = max(depth, level)
+            stack.extend((v, level + 1) for v in value if isinstance(v, (list, dict)))
+    return depth
+
+
+def has_control(values: pd.Series | pa.Array) -> np.ndarray:
+    """True where a string holds NUL or another control character (C0 or DEL)."""
+    arr = as_arrow(values)
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pc.cast(arr, pa.string())
+    return to_numpy_bool(pc.match_substring_regex(arr, r"[\x00-\x1f\x7f]"))
+
+
+def flag_bad_ids(rows: Rows, column: str) -> None:
+    """Reject rows whose id in ``column`` is missing, blank or holds control characters."""
+    values = rows.df[column]
+    rows.flag(is_empty(values), EMPTY_ID, column=column, expected="a non-empty id")
+    rows.flag(
+        has_control(values.astype("str").fillna("")),
+        CONTROL_IN_ID,
+        column=column,
+        expected="an id without NUL or control characters",
+        values=values,
+    )
 
 
 def decode(raw: bytes, *, stop_at_first: bool = False) -> tuple[str, list[Problem]]:
@@ -433,12 +503,20 @@ def is_empty(values: pd.Series) -> np.ndarray:
 
 def to_float(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Parse strings as floats; returns the floats and the mask of non-empty unparseable ones."""
+    if pd.api.types.is_bool_dtype(values):
+        return pd.Series(np.nan, index=values.index), values.notna().to_numpy(dtype=bool)
     if pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64"), np.zeros(len(values), dtype=bool)
-    parsed = pd.to_numeric(values, errors="coerce").astype("float64")
-    missing = values.isna() | (values.astype("str").str.strip() == "")
-    bad = parsed.isna() & ~missing
-    return parsed, bad.to_numpy(dtype=bool)
+        parsed = values.astype("float64")
+        return parsed, np.isinf(parsed.to_numpy(dtype="float64", na_value=np.nan))
+    numeric_like = values.map(
+        lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool), na_action="ignore"
+    )
+    parsed = pd.to_numeric(values.where(numeric_like.fillna(False).astype(bool)), errors="coerce")
+    parsed = parsed.astype("float64")
+    blank = values.map(lambda v: isinstance(v, str) and not v.strip(), na_action="ignore")
+    missing = values.isna().to_numpy(dtype=bool) | blank.fillna(False).to_numpy(dtype=bool)
+    bad = (parsed.isna().to_numpy(dtype=bool) & ~missing) | np.isinf(parsed.to_numpy())
+    return parsed, bad
 
 
 def duplicated(values: pd.Series) -> np.ndarray:
