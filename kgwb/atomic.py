@@ -346,7 +346,7 @@ def check_output_not_input(
     """Refuse an output that is an input, lies inside one, or contains one."""
     out_p = Path(out).expanduser().resolve()
     for given in inputs:
-        if given is None or str(given).startswith("sample:") or str(given) == "sample":
+        if not isinstance(given, (str, os.PathLike)) or str(given).startswith("sample"):
             continue
         inp = Path(given).expanduser()
         if not inp.exists():  # names such as "distant", or a load error to come

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kgwb.errors import DataError, KgwbError
+from kgwb.errors import ConfigError, DataError, KgwbError
 
 VECTORS_FILE = "vectors.npy"
 ITEMS_FILE = "items.parquet"
@@ -133,7 +133,7 @@ class SearchIndex:
         self.titles = np.asarray(self.titles, dtype=object)
         self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
         if self.vectors.ndim != 2 or len(self.vectors) != len(self.item_ids):
-            raise ValueError(
+            raise ConfigError(
                 f"vectors {self.vectors.shape} do not match {len(self.item_ids)} item ids"
             )
         self._row_of = pd.Index(self.item_ids)

@@ -35,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from kgwb.errors import DataError
+from kgwb.errors import ConfigError, DataError
 
 SPLITS = ("train", "valid", "test")
 
@@ -79,6 +79,9 @@ class LoadReport:
     rejected: list[RejectedRow] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     max_examples: int = 50
+    #: repeats dropped inside a loaded row (an item twice on one KGAT line); a repeated *row*
+    #: is a rejected row instead, counted under its ``duplicate ...`` reason
+    duplicates_dropped: int = 0
 
     def read(self, n: int = 1) -> None:
         self.rows_read += n
@@ -97,6 +100,7 @@ class LoadReport:
         self.rows_loaded += other.rows_loaded
         self.rejected_count += other.rejected_count
         self.rejected_by_reason.update(other.rejected_by_reason)
+        self.duplicates_dropped += other.duplicates_dropped
         room = self.max_examples - len(self.rejected)
         self.rejected.extend(other.rejected[: max(room, 0)])
         self.files.extend(f for f in other.files if f not in self.files)
@@ -111,6 +115,7 @@ class LoadReport:
             "rows_loaded": self.rows_loaded,
             "rejected": self.rejected_count,
             "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "duplicates_dropped": self.duplicates_dropped,
             "examples": [r.__dict__ for r in self.rejected],
             "files": list(self.files),
         }
@@ -123,6 +128,7 @@ class LoadReport:
             rejected_count=int(d.get("rejected", 0)),
             rejected_by_reason=Counter(d.get("rejected_by_reason", {})),
             files=list(d.get("files", [])),
+            duplicates_dropped=int(d.get("duplicates_dropped", 0)),
         )
         rep.rejected = [RejectedRow(**r) for r in d.get("examples", [])]
         return rep
@@ -166,9 +172,9 @@ class Dataset:
     def split(self, name: str) -> pd.DataFrame:
         """Interactions of one predefined split (``train``/``valid``/``test``)."""
         if name not in SPLITS:
-            raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+            raise ConfigError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
         if not self.has_split:
-            raise ValueError(f"dataset {self.name!r} has no predefined split")
+            raise ConfigError(f"dataset {self.name!r} has no predefined split")
         return self.interactions[self.interactions["split"] == name]
 
     def summary(self) -> dict[str, Any]:

@@ -53,7 +53,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from kgwb.atomic import clean_leftovers, swap_in, write_json
-from kgwb.errors import KgwbError
+from kgwb.errors import ConfigError, KgwbError
 from kgwb.kg.model import KnowledgeGraph
 
 SCHEMA_VERSION = 1
@@ -385,7 +385,7 @@ class GraphStore:
         is the head), source, confidence, and the provenance columns.
         """
         if direction not in ("out", "in", "both"):
-            raise ValueError(f"direction must be 'out', 'in' or 'both', not {direction!r}")
+            raise ConfigError(f"direction must be 'out', 'in' or 'both', not {direction!r}")
         params: dict[str, Any] = {
             "id": node_id,
             "min_confidence": float(min_confidence),

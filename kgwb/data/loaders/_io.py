@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from kgwb.data.schema import LoadReport
-from kgwb.errors import DataError
+from kgwb.errors import ConfigError, DataError
 
 Errors = Literal["raise", "skip"]
 
@@ -49,7 +49,7 @@ MAX_JSON_DEPTH = 64
 
 def check_errors(errors: str) -> None:
     if errors not in ("raise", "skip"):
-        raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+        raise ConfigError(f"errors must be 'raise' or 'skip', not {errors!r}")
 
 
 @dataclass
@@ -113,17 +113,19 @@ class Rows:
         column: str | int | Sequence[Any] | np.ndarray | None = None,
         expected: str | None = None,
         values: Sequence[Any] | np.ndarray | pd.Series | None = None,
+        always_skip: bool = False,
     ) -> None:
         """Mark the rows where ``mask`` is true as bad for ``reason``.
 
         ``column`` is one name/number or one per row; ``values`` (one per row) are quoted in
-        the error message.
+        the error message.  ``always_skip``: count the rows as rejected even under
+        ``errors="raise"`` (an exact repeat of a row loses nothing, so it stops nothing).
         """
         mask = np.asarray(mask, dtype=bool) & ~self.bad
         if not mask.any():
             return
         where = np.flatnonzero(mask)
-        if self.errors == "raise":
+        if self.errors == "raise" and not always_skip:
             i = int(where[0])
             col = column
             if isinstance(column, (np.ndarray, pd.Series, list, tuple)):

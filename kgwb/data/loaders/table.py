@@ -52,7 +52,7 @@ from kgwb.data.loaders._io import (
     to_float,
 )
 from kgwb.data.schema import SPLITS, Dataset, LoadReport
-from kgwb.errors import DataError, UnknownNameError
+from kgwb.errors import ConfigError, DataError, UnknownNameError
 
 ROLES = ("users", "items", "reviews", "interactions")
 REQUIRED = {
@@ -216,7 +216,7 @@ def _roles(source: Any, **explicit: str | Path | None) -> dict[str, Path]:
         if file is not None:
             roles[role] = Path(file)
     if not roles:
-        raise ValueError(
+        raise ConfigError(
             "nothing to load: give a source or one of interactions/items/users/reviews"
         )
     return roles
@@ -495,7 +495,7 @@ def _read_jsonl(file: Path, errors: Errors, report: LoadReport) -> Rows:
 
 
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    raise ConfigError(f"{name} is not valid JSON")
 
 
 def _json_record(text: str, line: int, what: str) -> tuple[Any, Problem | None]:
@@ -641,6 +641,7 @@ def _canonical(
             + (", timestamp" if "timestamp" in key_columns else "")
             + ") once",
             values=df["item_id"],
+            always_skip=True,
         )
     if role in ("interactions", "reviews"):
         for key, ref in (("item_id", "items"), ("user_id", "users")):
