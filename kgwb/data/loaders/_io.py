@@ -353,7 +353,8 @@ def read_lines(tf: TextFile, *, skip: int = 0, errors: Errors = "raise") -> Line
         text=arr.filter(pa.array(keep)),
         numbers=numbers[keep],
         problems=problems,
-        n_rows=int((nonblank | undecodable).sum()),
+        # an undecodable last line may have no entry in ``numbers``: count the problems
+        n_rows=int((nonblank & ~undecodable).sum()) + len({p.line for p in problems}),
     )
 
 
@@ -493,6 +494,10 @@ def isin(values: pd.Series | pa.Array, allowed: Any) -> np.ndarray:
     if isinstance(allowed_arr, pa.ChunkedArray):
         allowed_arr = allowed_arr.combine_chunks()
     arr = as_arrow(values)
+    if pa.types.is_null(arr.type) or len(arr) == 0:
+        return np.zeros(len(arr), dtype=bool)
+    if pa.types.is_null(allowed_arr.type):
+        return np.zeros(len(arr), dtype=bool)
     if arr.type != allowed_arr.type:
         allowed_arr = allowed_arr.cast(arr.type)
     return to_numpy_bool(pc.is_in(arr, value_set=allowed_arr))

@@ -494,6 +494,9 @@ def _read_jsonl(file: Path, errors: Errors, report: LoadReport) -> Rows:
     return Rows(file, df, np.asarray(numbers, dtype=np.int64), errors=errors, report=report)
 
 
+_NON_JSON_NUMBER = re.compile(rb"[:\[,]\s*-?(?:NaN|Infinity)\b")
+
+
 def _reject_constant(name: str) -> Any:
     raise ConfigError(f"{name} is not valid JSON")
 
@@ -504,7 +507,7 @@ def _json_record(text: str, line: int, what: str) -> tuple[Any, Problem | None]:
         record = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         record = _python_literal(text)
-        if record is None:
+        if record is None and not may_nest_deeper(text.encode("utf-8", "replace")):
             return None, Problem(line, INVALID_JSON, column=e.colno, expected=what, detail=e.msg)
     except ValueError as e:  # NaN / Infinity
         return None, Problem(line, INVALID_JSON, expected=what, detail=str(e))
@@ -526,6 +529,8 @@ def _read_jsonl_fast(tf: TextFile) -> pd.DataFrame | None:
         return None
     if may_nest_deeper(tf.raw):
         return None  # pyarrow's reader recurses per level: deep nesting can crash it
+    if _NON_JSON_NUMBER.search(tf.raw):
+        return None  # pyarrow reads NaN / Infinity, which JSON (and the slow path) does not
     try:
         table = pjson.read_json(pa.BufferReader(tf.raw))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -714,10 +719,12 @@ def _one_date(value: str | None) -> pd.Timestamp:
 
 
 def _epoch_seconds(dates: pd.Series) -> pd.Series:
-    if dates.dt.tz is None:
-        dates = dates.dt.tz_localize("UTC")
-    seconds = (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-    return seconds.astype("Int64")
+    if dates.dt.tz is not None:
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    # through datetime64[s]: dates parsed at second resolution may lie beyond the ns range
+    arr = dates.to_numpy(dtype="datetime64[s]")
+    seconds = pd.Series(arr.astype("int64"), index=dates.index, dtype="Int64")
+    return seconds.mask(np.isnat(arr))
 
 
 def _prices(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
