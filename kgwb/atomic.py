@@ -58,6 +58,12 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def _flush(tmp: Path, sync: bool) -> None:
+    """The last step of every file write (the fault tests make it fail like a full disk)."""
+    if sync:
+        _fsync_file(tmp)
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -118,8 +124,7 @@ def atomic_file(path: str | os.PathLike[str], *, sync: bool = True) -> Iterator[
         yield tmp
         if not tmp.exists():
             raise WriteError(f"{final}: the writer produced no file")
-        if sync:
-            _fsync_file(tmp)
+        _flush(tmp, sync)
         os.replace(tmp, final)
     except BaseException as err:
         _remove(tmp)
