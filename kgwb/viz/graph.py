@@ -390,9 +390,9 @@ def graph_html(
         options=_script_json(_options(g.number_of_nodes())),
     )
     if path is not None:
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(page, encoding="utf-8")
+        from kgwb.atomic import write_text
+
+        write_text(Path(path), page)
     return page
 
 
