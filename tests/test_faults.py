@@ -347,3 +347,20 @@ def test_a_full_3mb_tmpfs_keeps_the_dataset_and_the_run(tmp_path, capsys):
         assert snapshot(run) == kept_run
         assert load_recommender(run, device="cpu").model_name == "bprmf"
         assert leftovers(fs) == []
+
+
+def test_leftovers_of_dead_processes_are_cleaned_and_a_half_swap_is_undone(tmp_path):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(dead.stdout)
+    target = tmp_path / "ds"
+    TINY.save(tmp_path / f".ds.old-{pid}")  # killed between the two renames of a swap
+    (tmp_path / f".ds.tmp-{pid}").mkdir()  # the new copy it was writing
+    (tmp_path / f".ds.tmp-{os.getpid()}-0").write_text("a live writer's file")
+    atomic.clean_leftovers(target)
+    assert Dataset.load(target).interactions.equals(TINY.interactions)
+    assert leftovers(tmp_path) == [f".ds.tmp-{os.getpid()}-0"]
