@@ -247,6 +247,28 @@ def _kgat_cases() -> Iterator[tuple[str, dict[str, str]]]:
     yield "kgat_empty_train", {**KGAT, "train.txt": "\n\n"}
 
 
+def _parquet_cases() -> Iterator[tuple[str, bytes]]:
+    import numpy as np
+    import pandas as pd
+
+    base = {"user_id": ["U1", "U2"], "item_id": ["I1", "I2"], "rating": [5.0, 3.0]}
+    variants = {
+        "nul_id": {**base, "user_id": ["U1", "U\x002"]},
+        "null_id": {**base, "user_id": ["U1", None]},
+        "inf_rating": {**base, "rating": [5.0, np.inf]},
+        "nan_rating": {**base, "rating": [5.0, np.nan]},
+        "huge_timestamp": {**base, "timestamp": [1.0, 1e30]},
+        "int_ids": {**base, "user_id": [1, 2]},
+        "list_ids": {**base, "item_id": [["I1"], ["I2"]]},
+        "duplicate": {**base, "user_id": ["U1", "U1"], "item_id": ["I1", "I1"]},
+    }
+    for name, columns in variants.items():
+        buffer = io.BytesIO()
+        pd.DataFrame(columns).to_parquet(buffer, index=False)
+        yield name, buffer.getvalue()
+    yield "not_parquet", b"PAR1 this is not a parquet file PAR1"
+
+
 def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
@@ -278,6 +300,8 @@ def generate(seed: int = 0, random_per_format: int = 12) -> list[Case]:
         cases.append(Case(name, "recbole", {k: _encode(v) for k, v in files.items()}, "."))
     for name, files in _kgat_cases():
         cases.append(Case(name, "kgat", {k: _encode(v) for k, v in files.items()}, "."))
+    for name, data in _parquet_cases():
+        cases.append(Case(f"parquet_{name}", "table", {"t.parquet": data}, "t.parquet"))
     rng = random.Random(seed)
     bases: list[tuple[str, str, dict[str, str], str]] = [
         ("csv", "table", {"t.csv": TABLE_HEADER + "\n".join(TABLE_ROWS) + "\n"}, "t.csv"),
