@@ -11,6 +11,7 @@ extraction precision/recall per attribute and entity-resolution pairwise precisi
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ __all__ = ["KGBuildResult", "build_kg", "catalog_graph", "distant_records", "ext
 
 DISTANT = "distant"
 BUILD_MANIFEST = "kg_build.json"
+#: the folder a staged build will be moved to, while it is written elsewhere
+_FINAL_DIR: ContextVar[Path | None] = ContextVar("kgwb_kg_build_final_dir", default=None)
 
 
 @dataclass
@@ -77,7 +80,7 @@ class KGBuildResult:
         The folder is replaced as a whole once everything is written (see :mod:`kgwb.atomic`),
         so a failed or killed rebuild leaves the earlier KG — tables and store alike — readable.
         """
-        from kgwb.atomic import output_dir, write_json, write_with
+        from kgwb.atomic import output_dir
 
         target = Path(out_dir) if out_dir is not None else self.out_dir
         if target is None:
@@ -85,35 +88,36 @@ class KGBuildResult:
         with output_dir(
             target, kind="KG build", overwrite=overwrite, manifests=(BUILD_MANIFEST,)
         ) as work:
-            self.kg.save(work / "kg", overwrite=True)
-            for name, df in (
-                ("extracted_spans", self.spans),
-                (
-                    "resolution_mapping",
-                    None if self.resolution is None else self.resolution.mapping,
-                ),
-                ("resolution_pairs", None if self.resolution is None else self.resolution.pairs),
-            ):
-                if df is not None:
-                    write_with(
-                        work / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False)
-                    )
-            if store:
-                from kgwb.kg.store import GraphStore, default_store_path
-
-                t = time.perf_counter()
-                GraphStore.build(self.kg, default_store_path(work / "kg"), overwrite=True).close()
-                self.store_path = default_store_path(target / "kg")
-                self.timings["store"] = time.perf_counter() - t
-            payload = {
-                "config": self.config,
-                "metrics": self.metrics,
-                "quality": self.quality,
-                "versions": self.versions,
-            }
-            write_json(work / BUILD_MANIFEST, payload)
+            self.write_into(work, final=target, store=store)
         self.out_dir = target
         return target
+
+    def write_into(self, work: Path, *, final: Path, store: bool = False) -> None:
+        """The writes of :meth:`save` into the folder ``work`` that becomes ``final``."""
+        from kgwb.atomic import write_json, write_with
+
+        self.kg.save(work / "kg", overwrite=True)
+        tables = {"extracted_spans": self.spans}
+        if self.resolution is not None:
+            tables["resolution_mapping"] = self.resolution.mapping
+            tables["resolution_pairs"] = self.resolution.pairs
+        for name, df in tables.items():
+            if df is not None:
+                write_with(work / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+        if store:
+            from kgwb.kg.store import GraphStore, default_store_path
+
+            t = time.perf_counter()
+            GraphStore.build(self.kg, default_store_path(work / "kg"), overwrite=True).close()
+            self.store_path = default_store_path(final / "kg")
+            self.timings["store"] = time.perf_counter() - t
+        payload = {
+            "config": self.config,
+            "metrics": self.metrics,
+            "quality": self.quality,
+            "versions": self.versions,
+        }
+        write_json(work / BUILD_MANIFEST, payload)
 
 
 def distant_records(dataset: Dataset, *, field: str = "title") -> pd.DataFrame:
@@ -225,6 +229,21 @@ def build_kg(
     ``out_dir`` is replaced only once the new one (tables and store) is complete, and only with
     ``overwrite=True`` (the default here; ``kgwb kg build`` asks for ``--overwrite``).
     """
+    if out_dir is not None and _FINAL_DIR.get() is None:
+        # everything (the distant extractor too) is written into the folder output_dir gives
+        from kgwb.atomic import output_dir
+
+        args, final = dict(locals()), Path(out_dir)
+        with output_dir(
+            final, kind="KG build", overwrite=overwrite, manifests=(BUILD_MANIFEST,)
+        ) as work:
+            token = _FINAL_DIR.set(final)
+            try:
+                result = build_kg(**{**args, "out_dir": work})
+            finally:
+                _FINAL_DIR.reset(token)
+        result.out_dir = final
+        return result
     config = {
         "dataset": dataset.name,
         "extract_model": str(extract_model) if extract_model is not None else None,
@@ -330,5 +349,5 @@ def build_kg(
         spans=spans,
     )
     if out_dir is not None:
-        result.save(out_dir, overwrite=overwrite, store=store)
+        result.write_into(Path(out_dir), final=_FINAL_DIR.get() or Path(out_dir), store=store)
     return result
