@@ -210,7 +210,7 @@ def output_dir(
         try:
             _mark(target, kind)
             yield target
-        except BaseException as err:
+        except OSError as err:
             converted = _as_write_error(err, target)
             if converted is err:
                 raise
@@ -243,7 +243,7 @@ def _staged_error(err: BaseException, work: Path, target: Path) -> BaseException
         return err
     if isinstance(err, WriteError):
         return WriteError(str(err).replace(str(work), str(target)))
-    return _as_write_error(err, target)
+    return err  # not a write failure: the stage's own error, unchanged
 
 
 def check_output_dir(

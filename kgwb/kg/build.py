@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from kgwb.atomic import output_dir
 from kgwb.data.schema import Dataset
 from kgwb.errors import ConfigError
 from kgwb.kg.catalog import catalog_graph
@@ -80,8 +81,6 @@ class KGBuildResult:
         The folder is replaced as a whole once everything is written (see :mod:`kgwb.atomic`),
         so a failed or killed rebuild leaves the earlier KG — tables and store alike — readable.
         """
-        from kgwb.atomic import output_dir
-
         target = Path(out_dir) if out_dir is not None else self.out_dir
         if target is None:
             raise ConfigError("no output folder given")
@@ -231,8 +230,6 @@ def build_kg(
     """
     if out_dir is not None and _FINAL_DIR.get() is None:
         # everything (the distant extractor too) is written into the folder output_dir gives
-        from kgwb.atomic import output_dir
-
         args, final = dict(locals()), Path(out_dir)
         with output_dir(
             final, kind="KG build", overwrite=overwrite, manifests=(BUILD_MANIFEST,)
