@@ -5,6 +5,7 @@ and the rerun succeeds (cleaning what the failed one left)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -364,3 +365,17 @@ def test_leftovers_of_dead_processes_are_cleaned_and_a_half_swap_is_undone(tmp_p
     atomic.clean_leftovers(target)
     assert Dataset.load(target).interactions.equals(TINY.interactions)
     assert leftovers(tmp_path) == [f".ds.tmp-{os.getpid()}-0"]
+
+
+def test_a_killed_first_run_resumes_to_the_uninterrupted_result(tmp_path):
+    """A new run is written in place, so ``--resume`` continues it after a SIGKILL."""
+    args = "train --dataset sample:tiny --model bprmf --epochs 2 --dim 8 --no-progress"
+    args += " --save-top-k 0 --device cpu"
+    killed = _cli([*args.split(), "--out", str(tmp_path / "run")], kill_at=5)  # in epoch 2
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert main([*args.split(), "--out", str(tmp_path / "run"), "--resume"]) == 0
+    assert main([*args.split(), "--out", str(tmp_path / "straight")]) == 0
+    resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    assert [c["loss"] for c in resumed["curve"]] == [c["loss"] for c in straight["curve"]]
+    assert resumed["test"] == straight["test"]
