@@ -90,7 +90,7 @@ def _as_write_error(err: BaseException, path: Path) -> BaseException:
     if isinstance(err, KgwbError):
         return err
     if isinstance(err, OSError):
-        if err.filename is None and err.errno is not None:
+        if err.filename is None:  # e.g. pyarrow's: name the file being written
             return OSError(err.errno, err.strerror or str(err), str(path))
         return err
     if isinstance(err, Exception):
