@@ -217,13 +217,19 @@ def output_dir(
             raise converted from err
         _fsync_dir(target)
         return
-    work = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    # a mount point cannot be renamed: stage inside it and swap its entries instead
+    mount = os.path.ismount(target)
+    if mount:
+        clean_leftovers(target / "kgwb")
+        work = target / f".kgwb.tmp-{os.getpid()}"
+    else:
+        work = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     _remove(work)
     try:
         _mark(work, kind)
         yield work
         _sync_tree(work)
-        swap_in(work, target)
+        (swap_entries if mount else swap_in)(work, target)
     except BaseException as err:
         _remove(work)
         converted = _staged_error(err, work, target)
@@ -298,6 +304,36 @@ def swap_in(work: Path, target: Path) -> None:
     else:
         os.rename(work, target)
     _fsync_dir(target.parent)
+
+
+def swap_entries(work: Path, target: Path) -> None:
+    """Replace the entries of ``target`` (a mount point) by those of ``work`` inside it; on a
+    failure the entries moved so far are moved back."""
+    old = target / f".kgwb.old-{os.getpid()}"
+    _remove(old)
+    old.mkdir()
+    moved_old: list[str] = []
+    moved_new: list[str] = []
+    try:
+        for entry in sorted(target.iterdir()):
+            if entry.name not in (work.name, old.name):
+                os.rename(entry, old / entry.name)
+                moved_old.append(entry.name)
+        for entry in sorted(work.iterdir()):
+            os.rename(entry, target / entry.name)
+            moved_new.append(entry.name)
+    except BaseException:
+        for name in moved_new:
+            with contextlib.suppress(OSError):
+                os.rename(target / name, work / name)
+        for name in moved_old:
+            with contextlib.suppress(OSError):
+                os.rename(old / name, target / name)
+        _remove(old)
+        raise
+    _fsync_dir(target)
+    _remove(old)
+    _remove(work)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -379,3 +379,20 @@ def test_a_killed_first_run_resumes_to_the_uninterrupted_result(tmp_path):
     straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     assert [c["loss"] for c in resumed["curve"]] == [c["loss"] for c in straight["curve"]]
     assert resumed["test"] == straight["test"]
+
+
+def test_a_mount_point_as_out_keeps_its_dataset_on_a_full_disk(tmp_path, capsys):
+    """A mount point cannot be renamed: the new result is staged inside it and its entries
+    are swapped, with the same guarantee."""
+    with tmpfs(tmp_path / "fs", "3m") as fs:
+        assert main(["data", "convert", "sample:tiny", "--out", str(fs)]) == 0
+        kept = snapshot(fs)
+        assert main(["data", "convert", "sample:medium", "--out", str(fs), "--overwrite"]) == 2
+        assert capsys.readouterr().err.startswith("kgwb: error: ")
+        assert snapshot(fs) == kept
+        assert (
+            main(["data", "convert", "sample:tiny", "--seed", "1", "--out", str(fs), "--overwrite"])
+            == 0
+        )
+        assert Dataset.load(fs).interactions.equals(TINY_1.interactions)
+        assert leftovers(fs) == []
