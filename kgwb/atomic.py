@@ -11,7 +11,8 @@ place (a run that is killed there can be resumed); an existing result is replace
 ``overwrite=True``, and then the new one is written into ``.NAME.tmp-PID`` and swapped in as a
 whole when complete (old folder renamed away, new one renamed in, old one deleted), so a full
 disk, a kill or an exception leaves the previous result as it was.  A folder that is not a kgwb
-output (no :data:`MARKER` and none of the stage's own manifest files) is never replaced.
+output (no :data:`MARKER` and none of the stage's own manifest files) is never replaced.  A
+mount point cannot be renamed: there the new result is staged inside it and its entries swapped.
 
 Leftovers of an interrupted write (``.NAME.tmp-*``, ``.NAME.old-*``, ``.NAME.building-*`` of
 processes no longer running) are removed the next time NAME is written; a folder caught between
