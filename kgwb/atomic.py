@@ -95,7 +95,8 @@ def _as_write_error(err: BaseException, path: Path) -> BaseException:
             return OSError(err.errno, err.strerror or str(err), str(path))
         return err
     if isinstance(err, Exception):
-        return WriteError(f"{path}: cannot write: {err}{_space_note(path)}")
+        note = "" if "no space left" in str(err).lower() else _space_note(path)
+        return WriteError(f"{path}: cannot write: {err}{note}")
     return err
 
 
