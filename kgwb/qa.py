@@ -76,7 +76,7 @@ class QAConfig:
 
     k: int = 3
     #: below this encoder similarity the question matches no attribute: "not in the KG"
-    min_attribute_score: float = 0.35
+    min_attribute_score: float = 0.6
     #: extracted facts below this confidence are not used as answers
     min_confidence: float = 0.5
     model: str | None = None
@@ -120,9 +120,12 @@ class AttributeMatcher:
         self._owners: list[str] = []
 
     def lexical(self, question: str) -> tuple[str, float] | None:
+        """The attribute whose name or synonym the question writes (longest phrase wins),
+        among the KG's attributes and the ones :data:`SYNONYMS` knows (so a question about an
+        attribute the KG lacks is recognised as such, not mapped to a neighbour)."""
         words = _words(question)
         best = None
-        for attribute in self.attributes:
+        for attribute in sorted(set(self.attributes) | set(SYNONYMS)):
             for phrase in _phrases(attribute):
                 if _words(phrase) in words and (best is None or len(phrase) > len(best[1])):
                     best = (attribute, phrase)
@@ -246,10 +249,9 @@ class QA:
             "attribute_score": round(score, 4),
         }
         answer = Answer(question, NOT_IN_KG, item, title, attribute, False, [], candidates, details)
-        if item is None or attribute is None or score < self.config.min_attribute_score:
-            answer.attribute = (
-                None if attribute is None or score < self.config.min_attribute_score else attribute
-            )
+        if score < self.config.min_attribute_score:
+            answer.attribute = None
+        if item is None or answer.attribute is None:
             return answer
         rows = self._by_item.get(item)
         if rows is None:
@@ -334,7 +336,8 @@ def sample_questions(
     dataset: Any, *, n_items: int = 100, seed: int = 0, unsupported: bool = True
 ) -> pd.DataFrame:
     """Questions with known answers from the sample's ground truth: for ``n_items`` seeded items,
-    every true attribute (brand and category too) in each of :data:`PHRASINGS`; with
+    every true attribute (brand and category too) in each of :data:`PHRASINGS` and once with a
+    synonym of its name (:data:`SYNONYMS`); with
     ``unsupported``, one question per item about an attribute of another category the item does
     not have (expected answer: not in the KG).  Columns: ``item_id, attribute, question,
     expected`` (``expected`` is ``None`` for unsupported questions)."""
@@ -361,6 +364,9 @@ def sample_questions(
             for phrasing in PHRASINGS:
                 q = phrasing.format(attribute=attribute.replace("_", " "), title=title)
                 rows.append((item_id, attribute, q, str(value)))
+            other = [w for w in SYNONYMS.get(attribute, ()) if w != attribute.replace("_", " ")]
+            if other:  # a wording other than the attribute's name
+                rows.append((item_id, attribute, f"{title}: {other[0]}?", str(value)))
         if unsupported:
             missing = [a for a in all_attributes if a not in set(known["attribute"])]
             if missing:
@@ -418,3 +424,28 @@ def answers_json(answers: Iterable[Answer]) -> str:
 
 def category_of(mapping: Mapping[str, Any], item: str) -> str:
     return str(mapping.get(item, ""))
+
+
+def sample_judge(dataset: Any, matcher: Any = None):
+    """``same(attribute, answer, expected)`` for sample questions: the values agree
+    (:class:`~kgwb.kg.facts.ValueMatcher`) or the generator's ``entity_variants`` say both
+    spellings are one brand or one value."""
+    from kgwb.kg.facts import ValueMatcher
+
+    matcher = matcher or ValueMatcher()
+    variants = (dataset.truth or {}).get("entity_variants")
+    canonical: dict[tuple[str, str], str] = {}
+    if variants is not None:
+        for surface, name, kind, attribute in zip(
+            variants["surface"], variants["canonical_name"], variants["kind"], variants["attribute"]
+        ):
+            key = "brand" if kind == "brand" else str(attribute)
+            canonical[(key, normalise_value(surface))] = normalise_value(name)
+
+    def same(attribute: str, answer: str, expected: str) -> bool:
+        if matcher.agree(attribute, answer, expected):
+            return True
+        a = canonical.get((attribute, normalise_value(answer)), normalise_value(answer))
+        return a == canonical.get((attribute, normalise_value(expected)), normalise_value(expected))
+
+    return same

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -408,5 +408,70 @@ def run_check(
     )
 
 
-def _unique(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(values))
+def score_on_sample(
+    *,
+    kg: KnowledgeGraph,
+    dataset: Any,
+    spans: pd.DataFrame,
+    rate: float = 0.1,
+    seed: int = 0,
+    matcher: ValueMatcher | None = None,
+    config: CheckConfig | None = None,
+) -> tuple[CheckResult, pd.DataFrame]:
+    """Inject contradictions into ``kg``'s catalog facts that the sample's text states (its
+    ``attribute_spans`` ground truth, restricted to ``config.text_fields``), check the corrupted
+    catalog against the text ``spans`` and score the conflicts; returns ``(result, injected)``
+    with ``result.scores`` holding precision, recall and F1 (fractions)."""
+    config = config or CheckConfig()
+    truth = (dataset.truth or {}).get("attribute_spans")
+    if truth is None:
+        raise KgwbError("scoring the check needs the sample generator's attribute_spans")
+    stated = truth[truth["field"].isin(config.text_fields)][["item_id", "attribute"]]
+    corrupted, injected = inject_contradictions(kg, stated.drop_duplicates(), rate=rate, seed=seed)
+    result = check_catalog(
+        kg=corrupted,
+        items=dataset.items,
+        extractor=None,
+        config=config,
+        matcher=matcher,
+        spans=spans,
+    )
+    result.scores = score_conflicts(result.conflicts, injected) | {"rate": rate, "seed": seed}
+    return result, injected
+
+
+def conflicts_figure(conflicts: pd.DataFrame, injected: pd.DataFrame | None = None):
+    """Bar chart of conflicts per attribute (plotly), split into injected and other ones."""
+    import plotly.express as px
+
+    table = conflicts.assign(kind="conflict")
+    if injected is not None:
+        truth = set(zip(injected["item_id"].astype(str), injected["attribute"].astype(str)))
+        hit = [(i, a) in truth for i, a in zip(table["item_id"], table["attribute"])]
+        table["kind"] = np.where(hit, "injected (true positive)", "not injected (false positive)")
+    counts = table.groupby(["attribute", "kind"]).size().rename("conflicts").reset_index()
+    return px.bar(
+        counts,
+        x="attribute",
+        y="conflicts",
+        color="kind",
+        title="Catalog-text conflicts per attribute",
+    )
+
+
+def attribute_errors(confusion: pd.DataFrame) -> pd.DataFrame:
+    """Per true attribute, from :func:`kgwb.kg.quality.attribute_confusion`'s table: spans in the
+    truth, spans predicted with that attribute, overlapping spans given the right attribute, and
+    recall / precision of those (the attribute only; boundaries may still differ)."""
+    attributes = [a for a in confusion.index if a != "(none)"]
+    right = pd.Series(
+        {a: int(confusion.at[a, a]) if a in confusion.columns else 0 for a in attributes}
+    )
+    true = confusion.loc[attributes].sum(axis=1)
+    predicted = confusion.sum(axis=0).reindex(attributes, fill_value=0)
+    table = pd.DataFrame({"true": true, "predicted": predicted, "right": right})
+    table["recall"] = (table["right"] / table["true"].where(table["true"] > 0)).round(3)
+    table["precision"] = (table["right"] / table["predicted"].where(table["predicted"] > 0)).round(
+        3
+    )
+    return table.sort_values("recall")

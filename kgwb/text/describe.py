@@ -501,3 +501,28 @@ def _writer_loss(tokenizer, model, batch, *, seq2seq: bool, max_length: int):
     labels = torch.tensor([r + [-100] * (width - len(r)) for r in label_rows])
     masks.append(attention)
     return model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+
+
+def check_texts(
+    kg: KnowledgeGraph,
+    items: pd.DataFrame,
+    *,
+    field: str = "description",
+    matcher: ValueMatcher | None = None,
+) -> pd.DataFrame:
+    """Fact-check existing texts (e.g. the catalog's own descriptions) against the KG: one row
+    per item with ``stated`` and ``hallucinations`` (stated values the KG does not support)."""
+    facts = item_facts(kg, items["item_id"].astype(str))
+    by_item = {i: as_mapping(g) for i, g in facts.groupby("item_id")}
+    vocabulary = value_vocabulary(kg)
+    rows = []
+    for item_id, title, text in zip(items["item_id"].astype(str), items["title"], items[field]):
+        check = fact_check(
+            str(text) if isinstance(text, str) else "",
+            by_item.get(item_id, {}),
+            vocabulary=vocabulary,
+            title=str(title) if isinstance(title, str) else "",
+            matcher=matcher,
+        )
+        rows.append((item_id, len(check.stated), check.hallucinations, check.unsupported))
+    return pd.DataFrame(rows, columns=["item_id", "stated", "hallucinations", "unsupported"])
