@@ -293,9 +293,12 @@ def ask_text(
     category: str = "",
     matcher: AttributeMatcher | None = None,
     min_confidence: float = 0.0,
+    spans: list[dict] | None = None,
 ) -> Answer:
-    """Answer ``question`` about a bare ``title`` from the values ``extractor`` finds in it."""
-    spans = extractor.extract([title], [category] if extractor.settings.use_category else "")[0]
+    """Answer ``question`` about a bare ``title`` from the values ``extractor`` finds in it
+    (``spans``: the extractor's spans of ``title`` when already computed)."""
+    if spans is None:
+        spans = extractor.extract([title], [category] if extractor.settings.use_category else "")[0]
     matcher = matcher or AttributeMatcher(
         sorted({a for attrs in extractor.settings.schema.values() for a in attrs})
     )
