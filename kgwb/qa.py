@@ -197,17 +197,34 @@ class QA:
 
     @classmethod
     def from_dir(cls, kg_dir: str | Path, *, config: QAConfig | None = None) -> QA:
+        """Q&A over a ``kgwb kg build`` folder; the title index is cached in ``DIR/qa_index``."""
         from kgwb.kg.check import build_folder, kg_of
 
-        return cls(kg_of(build_folder(kg_dir)), config=config)
+        build = build_folder(kg_dir)
+        qa = cls(kg_of(build), config=config)
+        qa.index_dir = build / "qa_index"
+        return qa
+
+    index_dir: Path | None = None
 
     def index(self):
         if self._index is None:
             from kgwb.search import SearchIndex, kg_items
 
+            cached = self.index_dir
+            if cached is not None and (cached / "index.json").is_file():
+                index = SearchIndex.load(cached)
+                if index.model == self.config.model and len(index) == len(self.titles):
+                    self._index = index
+                    return index
             self._index = SearchIndex.build(
                 kg_items(self.kg), text_columns=("title",), model=self.config.model
             )
+            if cached is not None:
+                try:
+                    self._index.save(cached)
+                except OSError:  # a read-only KG folder: search still works, uncached
+                    pass
         return self._index
 
     def find_item(self, question: str, k: int) -> tuple[str | None, list[dict], str]:
