@@ -398,3 +398,25 @@ def test_cli_check_ask_describe_on_a_built_sample(tiny_build, tmp_path, capsys):
     assert main(["describe", str(tiny_build), "I00001", "I00002"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["metrics"]["items"] == 2 and out["metrics"]["hallucinations"] == 0
+
+
+def test_kg_values_decide_where_found_and_the_extractor_adds_unknown_spellings():
+    from kgwb.kg.check import read_spans
+
+    items = pd.DataFrame(
+        {
+            "item_id": ["i1", "i2"],
+            "title": ["Acme Earbuds in Teal", "Glow Shampoo, Mint"],
+            "description": ["", ""],
+        }
+    )
+    extractor = DictionaryExtractor()
+    extractor.VALUES = {"color": ["Teal"], "scent": ["Min"]}  # a new spelling, a fragment
+    spans = read_spans(_kg(), items, extractor, CheckConfig())
+    got = set(zip(spans["item_id"], spans["attribute"], spans["value"]))
+    assert got - {("i1", "brand", "Acme"), ("i2", "brand", "Glow")} == {
+        ("i1", "color", "Teal"),
+        ("i2", "scent", "Mint"),
+    }
+    result = check_catalog(kg=_kg(), items=items, extractor=None, config=CheckConfig(), spans=spans)
+    assert result.conflicts[["item_id", "text_value"]].values.tolist() == [["i1", "Teal"]]

@@ -49,6 +49,11 @@ class CheckConfig:
     """Settings of one consistency check (recorded in ``check.json``)."""
 
     text_fields: tuple[str, ...] = ("title", "description")
+    #: how values are read from text: the fine-tuned extractor and/or the KG's own values found
+    #: as words (``dictionary``: every value name the KG holds for an attribute)
+    readers: tuple[str, ...] = ("extractor", "dictionary")
+    #: facts not checked: brand spellings are entity resolution's job, categories are no text
+    skip_attributes: tuple[str, ...] = ("brand", "category")
     #: extracted spans below this confidence are not compared
     min_confidence: float = 0.5
     #: synonym learning (see :meth:`ValueMatcher.learn`); 0 switches it off
@@ -150,6 +155,33 @@ def text_spans(
     )
 
 
+def dictionary_spans(
+    items: pd.DataFrame,
+    kg: KnowledgeGraph,
+    *,
+    fields: Sequence[str] = ("title", "description"),
+    confidence: float = 0.9,
+) -> pd.DataFrame:
+    """Spans of the KG's known values written in the items' text (whole words, any case),
+    in the same columns as :func:`text_spans`; ``confidence`` is the one given to each."""
+    from kgwb.text.describe import stated_values, value_vocabulary
+
+    vocabulary = value_vocabulary(kg)
+    rows = []
+    for f in fields:
+        if f not in items.columns:
+            continue
+        for item_id, text in zip(items["item_id"].astype(str), items[f]):
+            if isinstance(text, str) and text:
+                for s in stated_values(text, vocabulary):
+                    rows.append(
+                        (item_id, f, s["attribute"], s["value"], s["start"], s["end"], confidence)
+                    )
+    return pd.DataFrame(
+        rows, columns=["item_id", "field", "attribute", "value", "start", "end", "confidence"]
+    )
+
+
 def find_conflicts(
     catalog: pd.DataFrame,
     spans: pd.DataFrame,
@@ -163,7 +195,10 @@ def find_conflicts(
     """
     config = config or CheckConfig()
     matcher = matcher or ValueMatcher()
-    spans = spans[spans["confidence"] >= config.min_confidence]
+    spans = spans[
+        (spans["confidence"] >= config.min_confidence)
+        & ~spans["attribute"].isin(config.skip_attributes)
+    ]
     catalog_values = (
         catalog.groupby(["item_id", "attribute"], sort=False)["value"].agg(list).to_dict()
     )
@@ -209,6 +244,43 @@ def find_conflicts(
     return conflicts, len(compared), learned
 
 
+def read_spans(
+    kg: KnowledgeGraph,
+    items: pd.DataFrame,
+    extractor: Any,
+    config: CheckConfig,
+    *,
+    extracted: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The values ``config.readers`` find in the items' text fields (see :class:`CheckConfig`);
+    ``extracted``: the extractor's spans (:func:`text_spans`) when already computed."""
+    unknown = set(config.readers) - {"extractor", "dictionary"}
+    if unknown or not config.readers:
+        raise KgwbError(
+            f"unknown reader(s) {sorted(unknown) or config.readers}; choose from: extractor, "
+            "dictionary"
+        )
+    parts = []
+    if "dictionary" in config.readers:
+        parts.append(dictionary_spans(items, kg, fields=config.text_fields))
+    if "extractor" in config.readers and extracted is None and extractor is not None:
+        extracted = text_spans(
+            items, extractor, fields=config.text_fields, batch_size=config.batch_size
+        )
+    if "extractor" in config.readers and extracted is not None:
+        if parts:
+            # the KG's exact values decide where they are found; the extractor adds the
+            # (item, attribute) pairs written in spellings the KG does not hold yet (its
+            # fragments of known values, "Blue" of "Sky Blue", would otherwise agree with
+            # a wrong catalog value)
+            known = set(zip(parts[0]["item_id"], parts[0]["attribute"]))
+            keep = [p not in known for p in zip(extracted["item_id"], extracted["attribute"])]
+            extracted = extracted[keep]
+        parts.append(extracted)
+    spans = pd.concat(parts, ignore_index=True) if parts else dictionary_spans(items.head(0), kg)
+    return spans.drop_duplicates(["item_id", "field", "attribute", "start", "end"])
+
+
 def catalog_facts(kg: KnowledgeGraph) -> pd.DataFrame:
     """The catalog's own attribute values and brands (``item_id, attribute, value``)."""
     facts = item_facts(kg)
@@ -232,9 +304,7 @@ def check_catalog(
     """
     config = config or CheckConfig()
     if spans is None:
-        spans = text_spans(
-            items, extractor, fields=config.text_fields, batch_size=config.batch_size
-        )
+        spans = read_spans(kg, items, extractor, config)
     conflicts, compared, learned = find_conflicts(
         catalog_facts(kg), spans, matcher=matcher, config=config
     )
@@ -397,7 +467,9 @@ def run_check(
     if source is not None:
         from kgwb.data import load_dataset
 
-        data = load_dataset(source)
+        seed = kg.meta.get("seed", kg.meta.get("config", {}).get("seed"))
+        options = {"seed": int(seed)} if source.startswith("sample") and seed is not None else {}
+        data = load_dataset(source, **options)
     extractor = load_extractor(extract_model or default_extractor_dir(build_dir))
     return check_catalog(
         kg=kg,

@@ -7,7 +7,8 @@ confidence, field and character span).  Q&A answers from these rows, description
 from them and the consistency check compares text against them.
 
 :class:`ValueMatcher` decides whether two values of one attribute agree: same normalised text,
-same resolved entity, equal quantities after unit conversion (``250 ml`` = ``8.5 fl oz``), one
+same resolved entity or entity-resolution key (punctuation, ``&``/``and``, legal suffixes),
+equal quantities after unit conversion (``250 ml`` = ``8.5 fl oz``), one
 value's words inside the other's (``Navy`` / ``Navy Blue``), or a synonym pair learned from the
 catalog (:meth:`ValueMatcher.learn`).
 """
@@ -162,6 +163,11 @@ class ValueMatcher:
         """Whether values ``a`` and ``b`` of ``attribute`` state the same thing."""
         na, nb = normalise_value(a), normalise_value(b)
         if na == nb or self._key(attribute, a) == self._key(attribute, b):
+            return True
+        from kgwb.kg.resolve import match_key
+
+        key_a = match_key(a)
+        if key_a and key_a == match_key(b):  # punctuation, "&"/"and", legal suffixes
             return True
         attr = normalise_value(attribute)
         if (attr, na, nb) in self.synonyms:

@@ -261,12 +261,15 @@ def fact_check(
                             "end": offset + s["end"],
                         }
                     )
-    unsupported = [
-        s
+    # text several attributes' values could be (``Rose``: a scent or a colour) is supported
+    # when one reading is a fact of the item (overlapping readings count as one)
+    supported_spans = {
+        (s["start"], s["end"])
         for s in stated
-        if not any(
-            matcher.agree(s["attribute"], s["value"], v) for v in facts.get(s["attribute"], ())
-        )
+        if any(matcher.agree(s["attribute"], s["value"], v) for v in facts.get(s["attribute"], ()))
+    }
+    unsupported = [
+        s for s in stated if not any(s["start"] < e and b < s["end"] for b, e in supported_spans)
     ]
     bad = [(s["start"], s["end"]) for s in unsupported]
     kept = [
