@@ -61,8 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--ensemble",
         type=int,
-        default=None,
-        help="train this many models (seeds SEED, SEED+1, ...) and average their predictions",
+        default=3,
+        help="train this many models (seeds SEED, SEED+1, ...) and average their predictions "
+        "(default 3: about +3 slot micro-F1 on OA-Mine for 3x the time; 1 = one model)",
     )
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
