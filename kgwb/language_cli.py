@@ -95,7 +95,9 @@ def _check(args: argparse.Namespace) -> int:
     )
     if args.out:
         result.save(args.out)
-    rows = json.loads(result.conflicts.head(args.limit).to_json(orient="records", force_ascii=False))
+    rows = json.loads(
+        result.conflicts.head(args.limit).to_json(orient="records", force_ascii=False)
+    )
     print_json({**result.to_dict(), "out": args.out, "first_conflicts": rows})
     return 0
 
@@ -105,7 +107,11 @@ def _ask(args: argparse.Namespace) -> int:
     from kgwb.qa import QAConfig, ask
 
     answer = ask(
-        args.kg_dir, args.question, item=args.item, k=args.k, config=QAConfig(k=args.k, model=args.model)
+        args.kg_dir,
+        args.question,
+        item=args.item,
+        k=args.k,
+        config=QAConfig(k=args.k, model=args.model),
     )
     print_json(answer.to_dict())
     return 0
