@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "kgwb.train.cli",
     "kgwb.train.kge_cli",
     "kgwb.viz.cli",
+    "kgwb.language_cli",
 )
 
 

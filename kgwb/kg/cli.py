@@ -71,6 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("kg_dir")
     s.set_defaults(func=_stats)
 
+    from kgwb.language_cli import register_check
+
+    register_check(kg_sub)
+
 
 def kg_folder(path: str | Path) -> Path:
     """The saved KG inside a build folder (``DIR/kg``) or ``DIR`` itself."""
