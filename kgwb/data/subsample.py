@@ -2,8 +2,8 @@
 
 ``subsample_users`` keeps ``n_users`` users drawn at random, all their interactions (every
 split), the items they touched, the catalog rows, attributes and reviews of those items, and the
-KG triples that start at a kept item (its brand, categories, related products).  Entities no kept
-triple mentions are dropped.  The result is an ordinary :class:`~kgwb.data.schema.Dataset`.
+KG triples that start at a kept item (its brand, categories, related products; only the
+``relations`` named, when given).  Entities no kept triple mentions are dropped.  The result is an ordinary :class:`~kgwb.data.schema.Dataset`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ def _keep(table: pd.DataFrame | None, column: str, keep: set[str]) -> pd.DataFra
     return table[table[column].astype(str).isin(keep)].reset_index(drop=True)
 
 
-def subsample_users(dataset: Dataset, n_users: int, *, seed: int = 0) -> Dataset:
+def subsample_users(
+    dataset: Dataset, n_users: int, *, seed: int = 0, relations: tuple[str, ...] | None = None
+) -> Dataset:
     """``n_users`` users of ``dataset`` (seeded) with everything they touch (module docstring)."""
     users = dataset.users["user_id"].astype(str).drop_duplicates()
     if n_users < len(users):
@@ -48,6 +50,8 @@ def subsample_users(dataset: Dataset, n_users: int, *, seed: int = 0) -> Dataset
         links = _keep(dataset.item_entities, "item_id", kept_items)
         heads = set(links["entity_id"].astype(str)) if links is not None else kept_items
         kg = _keep(dataset.kg, "head", heads)
+        if relations is not None:
+            kg = kg[kg["relation"].astype(str).isin(set(relations))].reset_index(drop=True)
         mentioned = set(kg["head"].astype(str)) | set(kg["tail"].astype(str)) | heads
         out.kg = kg
         out.item_entities = links
