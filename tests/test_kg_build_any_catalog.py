@@ -133,3 +133,55 @@ def test_cli_kg_build_on_a_catalog_without_text(tmp_path, capsys):
     printed = json.loads(captured.out)
     assert printed["skipped"]["extraction"].startswith("text extraction skipped")
     assert printed["nodes_by_type"]["brand"] == 2
+
+
+class _ColourExtractor:
+    """Stands in for a fine-tuned extractor folder: finds the word "red" in each text."""
+
+    class settings:  # noqa: N801 - mirrors Extractor.settings
+        use_category = True
+        model = "fake-oa-mine"
+
+    def extract(self, texts, categories, batch_size=64):
+        assert categories is not None and len(categories) == len(texts)
+        out = []
+        for text in texts:
+            at = text.lower().find("red")
+            out.append(
+                []
+                if at < 0
+                else [
+                    {
+                        "attribute": "Color",
+                        "value": text[at : at + 3],
+                        "start": at,
+                        "end": at + 3,
+                        "confidence": 0.9,
+                    }
+                ]
+            )
+        return out
+
+
+def test_a_trained_extractor_on_titles_without_attributes_writes_spans(
+    tmp_path, caplog, monkeypatch
+):
+    import kgwb.text.extract
+
+    monkeypatch.setattr(kgwb.text.extract, "load_extractor", lambda folder: _ColourExtractor())
+    ds = _dataset(
+        title=["Acme Red shampoo", "blue brush", "Zeta red cream", None],
+        brand=BRANDS,
+        category=["Hair", "Hair", "Skin", "Skin"],
+    )
+    result = _build(ds, tmp_path, caplog, extract_model=tmp_path, resolve=False)
+    assert result.skipped == {}
+    edges = KnowledgeGraph.load(tmp_path / "kg" / "kg").edges
+    got = edges[edges["source"] == "extracted"].sort_values("item_id")
+    assert got["item_id"].tolist() == ["i1", "i3"]
+    assert got["relation"].unique().tolist() == ["has_color"]
+    assert got["tail"].tolist() == ["value:color=red", "value:color=red"]
+    for row in got.itertuples():  # the span points into the title it came from
+        title = ds.items.set_index("item_id").loc[row.item_id, "title"]
+        assert row.field == "title" and title[row.start : row.end] == row.text
+    assert result.quality["attribute_coverage_mean"]["extracted"] > 0
