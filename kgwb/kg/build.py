@@ -425,7 +425,8 @@ def build_kg(
         else:
             folder = ensure_extractor(extract_model, train=extract_train, seed=seed)
             extractor = load_extractor(folder)
-        timings["extractor_training"] = time.perf_counter() - t
+        stage = "extractor_training" if training else "extractor_load"
+        timings[stage] = time.perf_counter() - t
         t = time.perf_counter()
         spans = extract_spans(dataset, extractor, fields=tuple(fields))
         timings["extraction"] = time.perf_counter() - t
