@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from kgwb.errors import KgwbError
@@ -23,6 +24,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="distant",
         help="fine-tuned extractor folder, 'distant' (train here from catalog attributes, "
         "default) or 'none' (catalog only)",
+    )
+    b.add_argument(
+        "--extract-train",
+        default=None,
+        help="labelled titles (OA-Mine JSON lines) to train --extract-model FOLDER from when "
+        "that folder does not exist yet",
+    )
+    b.add_argument(
+        "--extract-fields",
+        default="title",
+        help="comma-separated item text fields to extract from (default: title)",
     )
     b.add_argument(
         "--extract-epochs", type=int, default=5, help="epochs for --extract-model distant"
@@ -102,6 +114,8 @@ def _build(args: argparse.Namespace) -> int:
     result = build_kg(
         dataset=ds,
         extract_model=model,
+        extract_fields=tuple(f.strip() for f in args.extract_fields.split(",") if f.strip()),
+        extract_train=args.extract_train,
         extractor_epochs=args.extract_epochs,
         extractor_max_items=args.extract_max_items,
         resolve=not args.no_resolve,
@@ -112,6 +126,8 @@ def _build(args: argparse.Namespace) -> int:
         encoder=args.encoder,
         overwrite=args.overwrite,
     )
+    for note in result.skipped.values():
+        print(f"kgwb: {note}", file=sys.stderr)
     print_json({"out": str(result.out_dir), "store": str(result.store_path), **result.metrics})
     return 0
 

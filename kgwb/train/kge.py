@@ -11,8 +11,8 @@ Triples sources (``triples=``):
   :class:`~kgwb.data.schema.Dataset` with a ``kg`` table, or a DataFrame with head/relation/tail;
 - a path: a text file of triples (one ``head<TAB>relation<TAB>tail`` per line, or whitespace
   separated when a line has no tab, as KGAT's ``kg_final.txt``), a saved kgwb knowledge graph
-  (folder with ``kg.json``), a saved kgwb dataset (``dataset.json``) or a KGAT folder
-  (``kg_final.txt``);
+  (folder with ``kg.json``, or a ``kgwb kg build --out DIR`` folder, whose graph is
+  ``DIR/kg``), a saved kgwb dataset (``dataset.json``) or a KGAT folder (``kg_final.txt``);
 - the name of a benchmark graph bundled in the PyKEEN wheel (:data:`BUNDLED_DATASETS`), which
   keeps its published train/valid/test split.
 
@@ -273,6 +273,8 @@ def load_triples(
             expected=f"a triples file, a kgwb KG/dataset folder, or one of {', '.join(BUNDLED_DATASETS)}",
         )
     if p.is_dir():
+        if (p / "kg" / "kg.json").is_file() and not (p / "kg.json").is_file():
+            p = p / "kg"  # a `kgwb kg build --out DIR` folder: its graph is DIR/kg
         if (p / "kg.json").is_file():
             frame = KnowledgeGraph.load(p).triples(sources=sources)
             return _triples_frame(frame, f"knowledge graph {p}"), None, str(p)
@@ -283,7 +285,8 @@ def load_triples(
         raise DataError(
             "folder holds no triples",
             file=p,
-            expected="kg.json (kgwb KG), dataset.json (kgwb dataset) or kg_final.txt (KGAT)",
+            expected="kg.json or kg/kg.json (kgwb KG), dataset.json (kgwb dataset) or "
+            "kg_final.txt (KGAT)",
         )
     return read_triples_file(p), None, str(p)
 

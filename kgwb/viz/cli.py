@@ -38,6 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--model", default=None, help="encoder (default: bundled MiniLM)")
     s.add_argument("--rebuild", action="store_true", help="re-embed the items even if cached")
+    s.add_argument(
+        "--index",
+        default=None,
+        metavar="DIR",
+        help="folder to keep the search index in (default: one per KG under the cache folder, "
+        "$KGWB_CACHE or data/cache; the KG folder itself is never written)",
+    )
     s.set_defaults(func=_search)
 
     r = sub.add_parser("recommend", help="top-k items for a user from a training run (JSON)")
@@ -93,16 +100,41 @@ def parse_filters(pairs: list[str]) -> dict[str, str | list[str]]:
     return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
 
 
-def load_or_build_index(kg_dir: str | Path, *, model: str | None = None, rebuild: bool = False):
-    """The search index cached in ``KG_DIR/search_index``, built from the KG's item nodes (names)
-    when absent, when ``rebuild`` or when it was built with another model."""
+def default_index_dir(kg_dir: str | Path) -> Path:
+    """Where the search index of the KG in ``kg_dir`` is cached: a folder under
+    :func:`kgwb.paths.cache_dir` named after the KG's location and the state of its files, so
+    a rebuilt KG gets a fresh index and the KG folder itself is never written."""
+    import hashlib
+
+    from kgwb.kg.cli import kg_folder
+    from kgwb.paths import cache_dir
+
+    folder = kg_folder(kg_dir).resolve()
+    stamp = [str(folder)]
+    for name in sorted(p.name for p in folder.iterdir() if p.is_file()):
+        st = (folder / name).stat()
+        stamp.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    digest = hashlib.sha1("\n".join(stamp).encode()).hexdigest()[:16]
+    return cache_dir() / SEARCH_INDEX_DIR / f"{folder.parent.name}-{folder.name}-{digest}"
+
+
+def load_or_build_index(
+    kg_dir: str | Path,
+    *,
+    model: str | None = None,
+    rebuild: bool = False,
+    index_dir: str | Path | None = None,
+):
+    """The search index of the KG in ``kg_dir``, built from its item nodes (names) and kept in
+    ``index_dir`` (default :func:`default_index_dir`); rebuilt when absent, when ``rebuild`` or
+    when it was built with another model."""
     import sys
 
     from kgwb.kg.cli import kg_folder
     from kgwb.kg.model import KnowledgeGraph
     from kgwb.search import SearchIndex, kg_items
 
-    cache = Path(kg_dir) / SEARCH_INDEX_DIR
+    cache = Path(index_dir) if index_dir is not None else default_index_dir(kg_dir)
     if not rebuild and (cache / "index.json").is_file():
         index = SearchIndex.load(cache)
         if index.model == model:
@@ -120,7 +152,9 @@ def _search(args: argparse.Namespace) -> int:
     from kgwb.kg.store import GraphStore, default_store_path
 
     filters = parse_filters(args.filter)
-    index = load_or_build_index(args.kg_dir, model=args.model, rebuild=args.rebuild)
+    index = load_or_build_index(
+        args.kg_dir, model=args.model, rebuild=args.rebuild, index_dir=args.index
+    )
     if filters:
         with GraphStore.open(default_store_path(kg_folder(args.kg_dir))) as store:
             res = index.search(args.query, k=args.k, filters=filters, store=store)
