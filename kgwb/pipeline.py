@@ -244,7 +244,7 @@ def _run_notebooks(
             first_line = next((ln for ln in (e.source or "").splitlines() if ln.strip()), "")
             error = (
                 f"notebook {nb.name} failed in cell {e.cell_index} (execution count "
-                f"{e.exec_count}, starting {first_line.strip()!r}): {e.ename}: {e.evalue}. "
+                f"{e.exec_count}, starting {first_line.strip()!r}): {e.ename}: {e.evalue.rstrip('.')}. "
                 f"Executed copy kept at {output}"
             )
         seconds = time.perf_counter() - start

@@ -111,7 +111,7 @@ def load_or_build_index(kg_dir: str | Path, *, model: str | None = None, rebuild
     kg = KnowledgeGraph.load(kg_folder(kg_dir))
     items = kg_items(kg)
     print(f"kgwb: embedding {len(items)} item names into {cache}", file=sys.stderr)
-    index = SearchIndex.build(items, text_columns=("title",), model=model)
+    index = SearchIndex.build(items, text_columns=("title",), model=model, progress=True)
     index.save(cache)
     return index
 
