@@ -24,6 +24,7 @@ import argparse
 import html
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -360,7 +361,12 @@ def write_index(result: PipelineResult) -> Path:
         )
         status = html.escape(nb.status if not nb.error else f"{nb.status}: {nb.error}")
         rows.append(f"<tr><td>{link}</td><td>{nb.seconds:.1f} s</td><td>{status}</td></tr>")
-    extra = sorted(p.name for p in result.run_dir.glob("*.html") if p.name != "index.html")
+    # the views the notebooks wrote (ego graphs, ...), not notebook pages of earlier runs
+    extra = sorted(
+        p.name
+        for p in result.run_dir.glob("*.html")
+        if p.name != "index.html" and not re.match(r"\d\d_", p.name)
+    )
     linked = {Path(nb.html).name for nb in result.notebooks if nb.html}
     views = "".join(
         f'<li><a href="{html.escape(n)}">{html.escape(n)}</a></li>'
