@@ -16,6 +16,7 @@ blank ``0%`` that also breaks nbval's output comparison.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -38,6 +39,22 @@ def progress_wanted(environ: os._Environ | dict[str, str] | None = None) -> bool
     if env.get("TQDM_DISABLE", "").strip().lower() in _TRUE:
         return False
     return any(env.get(name) for name in INTERACTIVE_ENV)
+
+
+@contextlib.contextmanager
+def kernel_env(**values: str):
+    """Set environment variables for the kernels started inside the block (they inherit this
+    process's environment), restoring the previous values after it."""
+    previous = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in previous.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
 
 
 def configure_progress() -> bool:
@@ -109,7 +126,7 @@ def refresh(notebook: Path, *, kernel_name: str = "python3") -> None:
     import nbformat
     import papermill as pm
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, kernel_env(KGWB_PROGRESS="0"):
         out = Path(tmp) / notebook.name
         pm.execute_notebook(
             str(notebook),

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ import yaml
 
 from kgwb import paths
 from kgwb.errors import KgwbError
+from kgwb.notebooks import kernel_env
 from kgwb.runinfo import environment_info
 from kgwb.runs import display_path, standalone_run_dir
 
@@ -191,16 +191,11 @@ def run_pipeline(
         raise PipelineError(f"no notebooks to run in {notebooks_folder or paths.notebooks_dir()}")
     result = PipelineResult(run_dir=target, params=cfg)
     # the executed notebooks and their HTML live in the run folder: links to views are relative
-    # to it (read by kgwb.viz.graph.notebook_view in the kernels, which inherit this environment)
-    previous = os.environ.get("KGWB_NOTEBOOK_DIR")
-    os.environ["KGWB_NOTEBOOK_DIR"] = str(target)
-    try:
+    # to it (kgwb.viz.graph.notebook_view reads this in the kernels, which inherit the
+    # environment); progress bars stay out of the stored notebooks whatever the caller's
+    # environment says
+    with kernel_env(KGWB_NOTEBOOK_DIR=str(target), KGWB_PROGRESS="0"):
         _run_notebooks(result, notebooks, cfg, kernel_name=kernel_name, progress_bar=progress_bar)
-    finally:
-        if previous is None:
-            os.environ.pop("KGWB_NOTEBOOK_DIR", None)
-        else:
-            os.environ["KGWB_NOTEBOOK_DIR"] = previous
     result.save()
     return result
 
