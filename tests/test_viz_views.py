@@ -46,3 +46,25 @@ def test_notebook_view_is_sandboxed_and_links_its_file(tmp_path, monkeypatch):
     assert 'sandbox="allow-scripts"' in markup and "allow-same-origin" not in markup
     assert evil not in markup and html.escape(evil, quote=True) in markup
     assert 'href="v.html"' in markup
+
+
+def test_learning_curves_without_trained_models():
+    import pandas as pd
+
+    from kgwb.viz import plots
+
+    fig = plots.learning_curves(pd.DataFrame())  # e.g. MODELS = "pop" in 03_train
+    assert "no trained model" in fig.layout.title.text and not fig.data
+
+
+def test_embedding_map_never_repeats_a_colour():
+    import numpy as np
+    import pandas as pd
+
+    from kgwb.viz import plots
+
+    for n_groups in (4, 13, 30):
+        labels = pd.DataFrame({"title": "t", "category": [f"c{i % n_groups}" for i in range(90)]})
+        fig = plots.embedding_map(np.random.default_rng(0).random((90, 8)), labels)
+        colours = [t.marker.color for t in fig.data]
+        assert len(colours) == len(set(colours)) == min(n_groups, 24)
