@@ -99,6 +99,8 @@ def kg_folder(path: str | Path) -> Path:
 
 
 def _build(args: argparse.Namespace) -> int:
+    import logging
+
     from kgwb.atomic import check_output_dir, check_output_not_input
     from kgwb.cli import print_json
     from kgwb.data import load_dataset
@@ -111,6 +113,14 @@ def _build(args: argparse.Namespace) -> int:
     options = {"seed": args.seed} if str(args.dataset).startswith("sample") else {}
     ds = load_dataset(args.dataset, format=args.format, **options)
     model = None if args.extract_model.lower() == "none" else args.extract_model
+    # progress on stderr: the extractor logs one line per training epoch
+    logging.basicConfig(level=logging.INFO, format="kgwb: %(message)s", stream=sys.stderr)
+    if model == "distant":
+        print(
+            f"kgwb: building the KG of {ds.name}: fine-tuning the distant extractor "
+            f"({args.extract_epochs} epochs), then extraction and resolution",
+            file=sys.stderr,
+        )
     result = build_kg(
         dataset=ds,
         extract_model=model,

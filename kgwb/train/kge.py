@@ -25,7 +25,9 @@ PyKEEN and torch are imported inside functions, so importing kgwb stays light.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
 import os
 import tempfile
 import time
@@ -83,6 +85,21 @@ class KGEConfigError(KgwbError, ValueError):
 
 # --------------------------------------------------------------------------------------------
 # result
+
+
+@contextlib.contextmanager
+def _quiet_pykeen():
+    """Only errors from PyKEEN's loggers: its INFO/WARNING records (checkpoint paths in the
+    scratch folder, CPU batch-size and memory-utilisation notes) are noise in notebooks and logs."""
+    loggers = [logging.getLogger(name) for name in ("pykeen", "torch_max_mem")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 @dataclass
@@ -148,7 +165,8 @@ class KGEResult:
             _write_json(work / "losses.json", self.losses)
             embeddings = self.entity_embeddings()
             write_with(work / "entity_embeddings.parquet", embeddings.to_parquet)
-            self.pipeline_result.save_to_directory(work / "pykeen")
+            with _quiet_pykeen():
+                self.pipeline_result.save_to_directory(work / "pykeen")
             _write_json(work / "metrics.json", self.metrics)
         self.out_dir = target
         return target
@@ -497,8 +515,11 @@ def train_kge(
         # walks ~450k long-lived objects (~0.5 s per epoch).  Freezing them skips that walk.
         gc.freeze()
         started = time.perf_counter()
+        # PyKEEN's INFO/WARNING records (checkpoint paths in the scratch folder, CPU batch-size
+        # and memory-utilisation notes) are noise in notebooks and logs: only errors pass.
         try:
-            result = pipeline(**pipeline_kwargs)
+            with _quiet_pykeen():
+                result = pipeline(**pipeline_kwargs)
         finally:
             wall_seconds = time.perf_counter() - started
             gc.unfreeze()
