@@ -312,13 +312,16 @@ class KGAT(Recommender):
         neighbors: int = 8,
         kg_loss_weight: float = 0.0,
         kg_scale: float = 0.5,
+        gate: bool = True,
+        gate_init: float = 0.0,
         **kw: Any,
     ) -> None:
         super().__init__(data, **kw)
         if kg is None:
             raise ValueError("the kgat model needs a collaborative KG (kg=...)")
         self.n_entities, self.n_relations = kg.n_entities, max(kg.n_relations, 1)
-        self.neighbors, self.kg_loss_weight = neighbors, kg_loss_weight
+        self.relation_names = list(kg.relations) or ["(none)"]
+        self.neighbors, self.kg_loss_weight, self.gated = neighbors, kg_loss_weight, gate
         self.user_emb = nn.Embedding(self.n_users, self.dim)
         self.entity_emb = nn.Embedding(self.n_entities, self.dim)
         self.relation_emb = nn.Embedding(self.n_relations, self.dim)
@@ -329,8 +332,15 @@ class KGAT(Recommender):
         self.adjacency = normalized_adjacency(
             train[:, 0], train[:, 1], self.n_users, self.n_entities
         )
-        # how much of the KG term each layer adds, learned (LightGCN alone at 0)
-        self.kg_scale = nn.Parameter(torch.full((self.layers,), float(kg_scale)))
+        if gate:
+            # one learned gate per layer and relation direction (r, then r's inverse at r + R),
+            # starting at `gate_init`: 0 gives exactly LightGCN's propagation at the start
+            self.kg_gate = nn.Parameter(
+                torch.full((self.layers, 2 * self.n_relations), float(gate_init))
+            )
+        else:
+            # how much of the KG term each layer adds, learned (LightGCN alone at 0)
+            self.kg_scale = nn.Parameter(torch.full((self.layers,), float(kg_scale)))
         t = torch.as_tensor(kg.triples, dtype=torch.long).reshape(-1, 3)
         self.register_buffer("triples", t, persistent=False)
         # both directions: (receiver, relation, sender) in node indices, inverse = r + R
@@ -394,9 +404,17 @@ class KGAT(Recommender):
             scores[sl] = (x[sender[sl]] * h).sum(-1)
         blocks, group = torch.unique(block, return_inverse=True)
         weight = _group_softmax(scores, group, len(blocks))
+        shape = (self.n_nodes, self.n_nodes)
+        if self.gated:  # one attention-weighted mean per relation direction, gated apart
+            graphs = []
+            for r in range(2 * self.n_relations):
+                m = relation == r
+                if bool(m.any()):
+                    rec, snd, w = receiver[m], sender[m], weight[m]
+                    graphs.append((r, _csr(rec, snd, w, shape), _csr(snd, rec, w, shape)))
+            return graphs
         per_node = torch.bincount(blocks // (2 * self.n_relations), minlength=self.n_nodes)
         weight = weight / per_node[receiver].float()
-        shape = (self.n_nodes, self.n_nodes)
         return _csr(receiver, sender, weight, shape), _csr(sender, receiver, weight, shape)
 
     def _layer0(self) -> torch.Tensor:
@@ -412,18 +430,58 @@ class KGAT(Recommender):
             if self.training:
                 raise RuntimeError("call on_epoch_start(generator) before training kgat")
             self.on_eval()
-        a, a_t = self._graph
         x = self._layer0()
         total = x
         for layer in range(self.layers):
-            kg_term = sparse_matmul(a, x, a_t)
-            x = sparse_matmul(self.adjacency, x) + self.kg_scale[layer] * kg_term
+            x = sparse_matmul(self.adjacency, x) + self._kg_term(layer, x)
             total = total + x
         return total / (self.layers + 1)
+
+    def _kg_term(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+        if not self.gated:
+            a, a_t = self._graph
+            return self.kg_scale[layer] * sparse_matmul(a, x, a_t)
+        term = torch.zeros_like(x)
+        for r, a, a_t in self._graph:
+            term = term + self.kg_gate[layer, r] * sparse_matmul(a, x, a_t)
+        return term
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.propagate_nodes()
         return out[: self.n_users], out[self.n_users : self.n_users + self.n_items]
+
+    @torch.no_grad()
+    def gate_table(self, relations: list[str] | None = None):
+        """Per relation direction: the gate of each layer and ``item_share``, the norm of the
+        relation's messages into items over the norm of the interaction messages into items,
+        summed over layers (evaluation graph).  ``r⁻¹`` is ``r`` read from head to tail."""
+        import pandas as pd
+
+        if not self.gated:
+            raise ValueError("gate_table needs the gated kgat (gate=True, the default)")
+        names = list(relations or self.relation_names)
+        self.on_eval()
+        items = slice(self.n_users, self.n_users + self.n_items)
+        x = self._layer0()
+        kg_norm = torch.zeros(2 * self.n_relations, device=x.device)
+        ui_norm = 0.0
+        for layer in range(self.layers):
+            ui = sparse_matmul(self.adjacency, x)
+            ui_norm += float(ui[items].norm())
+            term = torch.zeros_like(x)
+            for r, a, a_t in self._graph:
+                msg = self.kg_gate[layer, r] * sparse_matmul(a, x, a_t)
+                kg_norm[r] += msg[items].norm()
+                term = term + msg
+            x = ui + term
+        rows = []
+        for r in range(2 * self.n_relations):
+            base = names[r % self.n_relations] if r % self.n_relations < len(names) else str(r)
+            row = {"relation": base + ("⁻¹" if r >= self.n_relations else "")}
+            row.update({f"gate_l{i + 1}": float(self.kg_gate[i, r]) for i in range(self.layers)})
+            row["item_share"] = float(kg_norm[r]) / ui_norm if ui_norm > 0 else 0.0
+            rows.append(row)
+        return pd.DataFrame(rows).round(4)
 
     def batch_representations(self, users, pos, neg):
         nodes = torch.cat([users, pos + self.n_users, neg + self.n_users])
