@@ -314,11 +314,18 @@ class KGAT(Recommender):
         kg_scale: float = 0.5,
         gate: bool = True,
         gate_init: float = 0.0,
+        backbone: bool = True,
+        mix_grid: tuple[float, ...] = (0.0, 0.5, 1.0),
         **kw: Any,
     ) -> None:
         super().__init__(data, **kw)
         if kg is None:
             raise ValueError("the kgat model needs a collaborative KG (kg=...)")
+        # the LightGCN backbone first: it draws its initial weights exactly as `lightgcn` does
+        self.backbone = LightGCN(data, **kw) if backbone else None
+        self.mix_grid = tuple(float(a) for a in mix_grid)
+        # weight of the KG tower's score, chosen on validation (saved with the weights)
+        self.register_buffer("mix", torch.tensor(0.5 if backbone else 1.0))
         self.n_entities, self.n_relations = kg.n_entities, max(kg.n_relations, 1)
         self.relation_names = list(kg.relations) or ["(none)"]
         self.neighbors, self.kg_loss_weight, self.gated = neighbors, kg_loss_weight, gate
@@ -368,6 +375,11 @@ class KGAT(Recommender):
 
     # -- the attentive CKG Laplacian, rebuilt per epoch --------------------------------
     def on_epoch_start(self, generator: torch.Generator) -> None:
+        if self.backbone is not None:
+            # a private generator: the shared one keeps LightGCN's shuffling and negatives
+            private = torch.Generator(device=generator.device)
+            private.manual_seed((generator.initial_seed() * 7919 + 1) % (2**63))
+            generator = private
         self._graph = self._build_graph(generator)
 
     def on_eval(self) -> None:
@@ -437,9 +449,47 @@ class KGAT(Recommender):
             return self.kg_scale[layer] * sparse_matmul(a, x, a_t)
         return self._graph.matmul(self.kg_gate[layer], x)
 
-    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def tower(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The KG tower's ``(user, item)`` representations."""
         out = self.propagate_nodes()
         return out[: self.n_users], out[self.n_users : self.n_users + self.n_items]
+
+    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.backbone is None:
+            return self.tower()
+        return self._mixed(self.tower(), self.backbone.propagate(), float(self.mix))
+
+    @staticmethod
+    def _mixed(kg, base, a: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Representations whose dot product is ``(1-a)·base + a·kg``."""
+        if a >= 1.0:
+            return kg
+        if a <= 0.0:
+            return base
+        w_kg, w_base = a**0.5, (1 - a) ** 0.5
+        return tuple(torch.cat([w_base * b, w_kg * k], 1) for k, b in zip(kg, base))
+
+    @torch.no_grad()
+    def mix_scorers(self) -> dict[float, Any]:
+        """A scorer per candidate mix weight (``mix_grid``), propagating each tower once; the
+        training loop keeps the weight with the best validation Recall@20 (None: no backbone)."""
+        if self.backbone is None:
+            return {}
+        self.on_eval()
+        kg, base = self.tower(), self.backbone.propagate()
+        scorers = {}
+        for a in self.mix_grid:
+            user, item = self._mixed(kg, base, a)
+            scorers[a] = _dot_scorer(user, item.t().contiguous())
+        return scorers
+
+    def bpr_loss(self, users, pos, neg, reg):
+        """Each tower is trained on its own BPR loss: the backbone exactly as ``lightgcn``."""
+        bpr, l2 = super().bpr_loss(users, pos, neg, reg)
+        if self.backbone is not None:
+            b_bpr, b_l2 = self.backbone.bpr_loss(users, pos, neg, reg)
+            bpr, l2 = bpr + b_bpr, l2 + b_l2
+        return bpr, l2
 
     @torch.no_grad()
     def gate_table(self, relations: list[str] | None = None):
@@ -493,6 +543,10 @@ class KGAT(Recommender):
         loss = F.softplus(pos - neg).mean()
         l2 = sum(e.pow(2).sum() for e in (eh, er, et, en)) * 0.5 * reg / batch_size
         return self.kg_loss_weight * (loss + l2)
+
+
+def _dot_scorer(user: torch.Tensor, item_t: torch.Tensor):
+    return lambda users: user[users] @ item_t
 
 
 class _GatedGraph:
