@@ -100,8 +100,9 @@ def kg_informativeness(
         covered = np.asarray(link.sum(1)).ravel() > 0
         tails = link.tocsc()[:, n_items:] if r is None else link.tocsc()
         per_entity = np.diff(tails.indptr)
-        scores = _kg_scores(link, n_items, seen)
-        kg_recall = _recall_at_k(scores, seen, truth, cfg.k)
+        kg_recall = np.nan  # a relation between non-item entities only links no item
+        if covered.any():
+            kg_recall = _recall_at_k(_kg_scores(link, n_items, seen), seen, truth, cfg.k)
         pairs = _linked_pairs(link, n_items, cfg.pairs, rng)
         lift = _co_rate(co, pairs) / random_rate if len(pairs) and random_rate > 0 else np.nan
         rows.append(
