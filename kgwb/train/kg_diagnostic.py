@@ -6,8 +6,9 @@
   Recall@K of a KG-only recommender that scores an item by its links to the user's train items
   (next to popularity's Recall@K for the same users).
 * :func:`kg_usage` (after training): per relation direction of a trained ``kgat``, the learned
-  gate of each layer and the size of the relation's messages into items relative to the
-  interaction messages (0 when the model ignores the relation).
+  gate of each layer, the size of the relation's messages into items relative to the
+  interaction messages (0 when the model ignores the relation) and the weight the model gives
+  its KG tower against its LightGCN backbone (chosen on validation).
 
 Both return a small pandas table, one row per relation, for one notebook cell each.
 """
@@ -192,6 +193,7 @@ def _co_rate(co: sparse.csr_matrix, pairs: np.ndarray) -> float:
 def kg_usage(model: Any, relations: list[str] | None = None) -> pd.DataFrame:
     """Per relation direction of a trained gated ``kgat``: its gate per layer and ``item_share``,
     the norm of its messages into items over the norm of the interaction messages into items
-    (summed over layers, at the evaluation graph: every triple).  ``relation⁻¹`` is the
+    (summed over layers, at the evaluation graph: every triple), and ``kg_tower_weight``, the
+    validation-chosen weight of the KG tower's score (0: the model is its LightGCN backbone).  ``relation⁻¹`` is the
     direction from head to tail (e.g. a brand receiving from its items)."""
     return model.gate_table(relations)

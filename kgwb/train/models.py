@@ -514,7 +514,9 @@ class KGAT(Recommender):
     def gate_table(self, relations: list[str] | None = None):
         """Per relation direction: the gate of each layer and ``item_share``, the norm of the
         relation's messages into items over the norm of the interaction messages into items,
-        summed over layers (evaluation graph).  ``r⁻¹`` is ``r`` read from head to tail."""
+        summed over layers (evaluation graph), and ``kg_tower_weight``, the weight of the KG
+        tower's score chosen on validation (0: the model is its LightGCN backbone).  ``r⁻¹`` is
+        ``r`` read from head to tail."""
         import pandas as pd
 
         if not self.gated:
@@ -537,6 +539,7 @@ class KGAT(Recommender):
             row = {"relation": base + ("⁻¹" if r >= self.n_relations else "")}
             row.update({f"gate_l{i + 1}": float(self.kg_gate[i, r]) for i in range(self.layers)})
             row["item_share"] = float(kg_norm[r]) / ui_norm if ui_norm > 0 else 0.0
+            row["kg_tower_weight"] = float(self.mix)  # the validation-chosen mix weight
             rows.append(row)
         return pd.DataFrame(rows).round(4)
 
