@@ -137,3 +137,11 @@ def test_informativeness_separates_real_and_shuffled_kg(small):
     assert real.loc[ALL_RELATIONS, "kg_recall@20"] > 5 * noise.loc[ALL_RELATIONS, "kg_recall@20"]
     assert real.loc["produced_by", "kg_recall@20"] > noise.loc["produced_by", "kg_recall@20"]
     assert 0 < real.loc["produced_by", "items_covered"] <= 1
+
+
+def test_mix_weight_needs_a_clear_validation_gain(small):
+    data = prepare_interactions(small, warn=False)
+    model = build_model("kgat", data, kg=build_collab_kg(data, small), dim=8)
+    assert model.choose_mix({0.0: 0.200, 0.5: 0.203, 1.0: 0.190}) == 0.0  # +1.5%: noise
+    assert model.choose_mix({0.0: 0.200, 0.5: 0.230, 1.0: 0.250}) == 1.0
+    assert model.choose_mix({0.0: 0.200, 0.5: 0.230, 1.0: 0.230}) == 0.5  # ties: lower weight

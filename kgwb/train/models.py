@@ -284,8 +284,9 @@ class KGAT(Recommender):
     (``backbone=True``) the model holds a LightGCN backbone trained on its own BPR loss — the
     same initial weights, batches and negatives as ``lightgcn``, bit for bit — and a KG tower
     trained on its own BPR loss; its score is ``(1 − a)·s_lightgcn + a·s_kg`` where ``a`` is
-    chosen from ``mix_grid`` (0, 0.5, 1) at every validation, by valid Recall@20 (ties keep
-    the lower ``a``), and saved with the weights (buffer ``mix``).  Where the KG does not help
+    chosen from ``mix_grid`` (0, 0.5, 1) at every validation, by valid Recall@20 — a weight
+    above 0 only when it beats the backbone alone by at least ``mix_margin`` (2%, relative) —
+    and saved with the weights (buffer ``mix``).  Where the KG does not help
     on validation the model *is* LightGCN; where it does, the KG tower (alone or averaged
     with the backbone) is used.  An epoch costs one LightGCN step more than the tower alone.
 
@@ -335,6 +336,7 @@ class KGAT(Recommender):
         gate_init: float = 0.0,
         backbone: bool = True,
         mix_grid: tuple[float, ...] = (0.0, 0.5, 1.0),
+        mix_margin: float = 0.02,
         **kw: Any,
     ) -> None:
         super().__init__(data, **kw)
@@ -343,6 +345,7 @@ class KGAT(Recommender):
         # the LightGCN backbone first: it draws its initial weights exactly as `lightgcn` does
         self.backbone = LightGCN(data, **kw) if backbone else None
         self.mix_grid = tuple(float(a) for a in mix_grid)
+        self.mix_margin = float(mix_margin)
         # weight of the KG tower's score, chosen on validation (saved with the weights)
         self.register_buffer("mix", torch.tensor(0.5 if backbone else 1.0))
         self.n_entities, self.n_relations = kg.n_entities, max(kg.n_relations, 1)
@@ -487,6 +490,16 @@ class KGAT(Recommender):
             return base
         w_kg, w_base = a**0.5, (1 - a) ** 0.5
         return tuple(torch.cat([w_base * b, w_kg * k], 1) for k, b in zip(kg, base))
+
+    def choose_mix(self, recall: dict[float, float]) -> float:
+        """The mix weight to keep given each candidate's validation Recall@20: the best one,
+        unless it beats the LightGCN backbone alone (weight 0) by less than ``mix_margin``
+        (relative): a gain within validation noise is not worth the risk on test."""
+        best = max(recall, key=lambda a: (recall[a], -a))
+        base = recall.get(0.0)
+        if base is not None and recall[best] < base * (1 + self.mix_margin):
+            return 0.0
+        return best
 
     @torch.no_grad()
     def mix_scorers(self) -> dict[float, Any]:

@@ -375,11 +375,11 @@ def train_recommender(
         net.eval()
         with torch.no_grad():  # full precision: bf16 scores would tie and reorder items
             # a model with a mix of towers (kgat over its LightGCN backbone) keeps the mix
-            # weight with the best Recall@20 on this (validation) split; ties keep the lower
+            # weight it chooses from each weight's Recall@20 on this (validation) split
             candidates = net.mix_scorers() if choose_mix and hasattr(net, "mix_scorers") else {}
             if candidates:
                 scored = {a: rank(score, split) for a, score in candidates.items()}
-                pick = max(scored, key=lambda a: (scored[a]["recall@20"], -a))
+                pick = net.choose_mix({a: r["recall@20"] for a, r in scored.items()})
                 net.mix.fill_(pick)
                 res = {**scored[pick], "mix": pick}
             else:
