@@ -282,7 +282,8 @@ class KGAT(Recommender):
     loss alone can make the model worse than its own backbone (KGAT/KGIN/KGCL report the same
     sensitivity, and so did a reviewer: −17 to −21% on two brand/category KGs).  So by default
     (``backbone=True``) the model holds a LightGCN backbone trained on its own BPR loss — the
-    same initial weights, batches and negatives as ``lightgcn``, bit for bit — and a KG tower
+    same initial weights, batches and negatives as ``lightgcn``, bit for bit (without text
+    features; with them the tower's text projection is drawn first) — and a KG tower
     trained on its own BPR loss; its score is ``(1 − a)·s_lightgcn + a·s_kg`` where ``a`` is
     chosen from ``mix_grid`` (0, 0.5, 1) at every validation, by valid Recall@20 — a weight
     above 0 only when it beats the backbone alone by at least ``mix_margin`` (2%, relative) —
