@@ -115,16 +115,19 @@ def runs(small):
 
 
 def test_kg_model_beats_lightgcn_where_the_kg_carries_the_signal(runs):
-    assert runs["kgat"].test["recall@20"] > 1.02 * runs["lightgcn"].test["recall@20"]
+    # measured: 0.3175 vs 0.2910 (the KG tower at weight 0.5)
+    assert runs["kgat"].test["recall@20"] > 1.04 * runs["lightgcn"].test["recall@20"]
+    usage = kg_usage(runs["kgat"].model)
+    assert usage["kg_tower_weight"].iloc[0] > 0
+    assert {"relation", "gate_l1", "gate_l2", "item_share"} <= set(usage.columns)
+    assert usage.set_index("relation").loc["produced_by", "item_share"] > 0
 
 
 def test_kg_model_on_a_noise_kg_stays_at_lightgcn(runs):
+    # measured: the validation gain of the KG tower stays under the 2% margin, so the model is
+    # its LightGCN backbone: 0.2910 vs 0.2910
     lgcn, noise = runs["lightgcn"].test["recall@20"], runs["kgat-random"].test["recall@20"]
-    assert noise >= 0.97 * lgcn
-    usage = kg_usage(runs["kgat-random"].model)
-    real = kg_usage(runs["kgat"].model)
-    # the shuffled KG's messages weigh less than the real KG's
-    assert usage["item_share"].sum() < real["item_share"].sum()
+    assert noise >= 0.98 * lgcn
 
 
 def test_informativeness_separates_real_and_shuffled_kg(small):
