@@ -190,10 +190,17 @@ def _co_rate(co: sparse.csr_matrix, pairs: np.ndarray) -> float:
     return float((np.asarray(co[pairs[:, 0], pairs[:, 1]]).ravel() > 0).mean())
 
 
-def kg_usage(model: Any, relations: list[str] | None = None) -> pd.DataFrame:
-    """Per relation direction of a trained gated ``kgat``: its gate per layer and ``item_share``,
+def kg_usage(
+    model: Any, relations: list[str] | None = None, *, drop_unused: bool = True
+) -> pd.DataFrame:
+    """Per relation direction of a trained gated ``kgat``: its gate per layer; ``item_share``,
     the norm of its messages into items over the norm of the interaction messages into items
-    (summed over layers, at the evaluation graph: every triple), and ``kg_tower_weight``, the
-    validation-chosen weight of the KG tower's score (0: the model is its LightGCN backbone).  ``relation⁻¹`` is the
-    direction from head to tail (e.g. a brand receiving from its items)."""
-    return model.gate_table(relations)
+    (summed over layers, at the evaluation graph: every triple); ``kg_tower_weight``, the
+    validation-chosen weight of the KG tower's score (0: the model is its LightGCN backbone).
+    ``relation⁻¹`` is the direction from head to tail (e.g. a brand receiving from its items);
+    ``drop_unused`` leaves out the directions whose gates stayed at 0."""
+    table = model.gate_table(relations)
+    if drop_unused:  # directions whose gates never left 0 (e.g. entities receiving from items)
+        gates = table.filter(like="gate_l")
+        table = table[(gates != 0).any(axis=1) | (table["item_share"] != 0)]
+    return table.reset_index(drop=True)
