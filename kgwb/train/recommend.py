@@ -3,7 +3,9 @@ and evaluates it by full ranking; :class:`RecommenderResult` saves metrics and r
 
 Training: BPR loss with one uniform negative per positive (sampled on the device, resampled
 where it hits a train positive of the user), Adam, L2 on the batch's ego embeddings; early
-stopping on valid Recall@20 with ``patience`` evaluations; the best weights are kept (and, with
+stopping on valid Recall@20 with ``patience`` evaluations (a model with ``mix_scorers``, i.e.
+``kgat``, also picks at each validation how much of its KG tower to mix into its LightGCN
+backbone, see :class:`~kgwb.train.models.KGAT`); the best weights are kept (and, with
 ``out_dir``, written as ``checkpoints/best.safetensors``).  With ``out_dir`` each epoch also
 writes ``checkpoints/last.safetensors`` + optimizer + ``train_state.json`` so that
 ``resume=True`` continues where a run stopped, and gives the numbers an uninterrupted run gives
