@@ -41,6 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="add item title embeddings from the default text encoder (same as NAME+text)",
     )
+    p.add_argument(
+        "--cold-items",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="cold-start protocol: hold out a seeded fraction F of the items with all their "
+        "interactions (evaluated only); metrics.json adds test_warm and test_cold",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -58,9 +66,12 @@ MODEL_NAMES = (
     "bprmf+text",
     "kgat",
     "kgat+text",
+    "kg-inductive",
+    "kg-inductive+text",
     "lightgcn",
     "lightgcn+text",
     "pop",
+    "text-tower",
 )
 
 
@@ -90,6 +101,7 @@ def _train(args: argparse.Namespace) -> int:
         patience=args.patience,
         resume=args.resume,
         progress=not args.no_progress,
+        cold_items=args.cold_items,
     )
     if args.save_top_k and result.out_dir is not None:
         # what `kgwb recommend --run DIR` serves: top-k unseen items of every user
