@@ -254,7 +254,9 @@ class _NegativeSampler:
         import torch
 
         if self.candidates is None:
-            return torch.randint(self.n_items, users.shape, device=users.device, generator=generator)
+            return torch.randint(
+                self.n_items, users.shape, device=users.device, generator=generator
+            )
         pick = torch.randint(
             len(self.candidates), users.shape, device=users.device, generator=generator
         )
