@@ -195,3 +195,18 @@ def test_text_tower_trains_scores_cold_items_and_reloads(data, tiny_encoder, tmp
     a, b = res.recommend(users_ids, k=5), reopened.recommend(users_ids, k=5)
     assert a["item_id"].tolist() == b["item_id"].tolist()
     np.testing.assert_allclose(a["score"], b["score"], rtol=1e-5)
+
+
+def test_text_tower_cache_of_frozen_layers_gives_the_full_forward(data, tiny_encoder):
+    from kgwb.train.models import build_model
+
+    inter = prepare_interactions(data, warn=False)
+    texts = item_texts(data, inter.item_ids)
+    options = {"dim": 16, "item_texts": texts, "encoder": tiny_encoder, "train_layers": 1}
+    cached = build_model("text-tower", inter, **options).eval()
+    full = build_model("text-tower", inter, **options, cache_frozen=False).eval()
+    full.load_state_dict(cached.state_dict())
+    assert cached.cache_frozen and not full.cache_frozen
+    items = torch.arange(12)
+    with torch.no_grad():
+        torch.testing.assert_close(cached.encode_items(items), full.encode_items(items))

@@ -114,6 +114,7 @@ class TextTower(Recommender):
         logq: bool = True,
         encoder_lr: float = 5e-5,
         encode_batch_size: int = 256,
+        cache_frozen: bool = True,
         **kw: Any,
     ) -> None:
         kw.pop("layers", None)
@@ -133,7 +134,11 @@ class TextTower(Recommender):
             self.encoder = AutoModel.from_pretrained(path)
         self.temperature, self.logq, self.encoder_lr = temperature, logq, encoder_lr
         self.encode_batch_size = encode_batch_size
-        self._freeze(train_layers)
+        self.frozen_layers = self._freeze(train_layers)
+        # the frozen bottom layers give the same output every step: computed once per item
+        cache_bytes = data.n_items * max_length * self.encoder.config.hidden_size * 4
+        self.cache_frozen = cache_frozen and self.frozen_layers > 0 and cache_bytes < 2**31
+        self._hidden: torch.Tensor | None = None
         hidden = self.encoder.config.hidden_size
         self.item_proj = nn.Linear(hidden, self.dim)
         self.user_emb = nn.Embedding(self.n_users, self.dim)
@@ -168,19 +173,60 @@ class TextTower(Recommender):
             return_tensors="pt",
         )
 
-    def _freeze(self, train_layers: int) -> None:
-        if train_layers < 0:
-            return
+    def _layers(self):
+        return getattr(getattr(self.encoder, "encoder", None), "layer", None)
+
+    def _freeze(self, train_layers: int) -> int:
+        """Freeze the embeddings and all but the top ``train_layers`` layers; returns how many
+        layers are frozen."""
+        layers = self._layers()
+        if train_layers < 0 or layers is None:  # all, or not a BERT-like layout: tune it all
+            return 0
         for p in self.encoder.parameters():
             p.requires_grad_(False)
-        layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
-        if layers is None:  # not a BERT-like layout: fine-tune it all
-            for p in self.encoder.parameters():
-                p.requires_grad_(True)
-            return
-        for layer in list(layers)[len(layers) - train_layers :] if train_layers else []:
+        frozen = max(len(layers) - train_layers, 0)
+        for layer in list(layers)[frozen:]:
             for p in layer.parameters():
                 p.requires_grad_(True)
+        return frozen
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self._hidden = None
+        return self
+
+    @torch.no_grad()
+    def _frozen_hidden(self) -> torch.Tensor:
+        """Hidden states after the frozen layers, for every item (computed once, eval mode)."""
+        if self._hidden is None:
+            was_training = self.encoder.training
+            self.encoder.eval()
+            parts = []
+            for start in range(0, self.n_items, self.encode_batch_size):
+                sl = slice(start, start + self.encode_batch_size)
+                out = self.encoder(
+                    input_ids=self.input_ids[sl],
+                    attention_mask=self.attention_mask[sl],
+                    output_hidden_states=True,
+                )
+                parts.append(out.hidden_states[self.frozen_layers].float())
+            self._hidden = torch.cat(parts)
+            self.encoder.train(was_training)
+        return self._hidden
+
+    def _top_layers(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The trainable top layers over cached hidden states (transformers' own layers)."""
+        extended = self.encoder._create_attention_masks(
+            attention_mask=mask,
+            encoder_attention_mask=None,
+            embedding_output=hidden,
+            encoder_hidden_states=None,
+            cache=None,
+        )[0]
+        for layer in list(self._layers())[self.frozen_layers :]:
+            out = layer(hidden, attention_mask=extended)
+            hidden = out[0] if isinstance(out, tuple) else out
+        return hidden
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         """Adam parameter groups: the encoder at ``encoder_lr``, the rest at ``lr``."""
@@ -197,7 +243,11 @@ class TextTower(Recommender):
         mask = self.attention_mask[items]
         length = int(mask.sum(1).max()) if len(items) else 1
         ids, mask = self.input_ids[items, :length], mask[:, :length]
-        hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        if self.cache_frozen:
+            hidden = self._frozen_hidden()[items, :length]
+            hidden = self._top_layers(hidden.to(self.item_proj.weight.dtype), mask)
+        else:
+            hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         m = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
         return F.normalize(self.item_proj(pooled.to(self.item_proj.weight.dtype)).float(), dim=-1)
