@@ -64,10 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 MODEL_NAMES = (
     "bprmf",
     "bprmf+text",
-    "kgat",
-    "kgat+text",
     "kg-inductive",
     "kg-inductive+text",
+    "kgat",
+    "kgat+text",
     "lightgcn",
     "lightgcn+text",
     "pop",
