@@ -216,13 +216,17 @@ class TextTower(Recommender):
 
     def _top_layers(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The trainable top layers over cached hidden states (transformers' own layers)."""
-        extended = self.encoder._create_attention_masks(
-            attention_mask=mask,
-            encoder_attention_mask=None,
-            embedding_output=hidden,
-            encoder_hidden_states=None,
-            cache=None,
-        )[0]
+        make_masks = getattr(self.encoder, "_create_attention_masks", None)
+        if make_masks is not None:  # transformers 5: the mask its attention backend expects
+            extended = make_masks(
+                attention_mask=mask,
+                encoder_attention_mask=None,
+                embedding_output=hidden,
+                encoder_hidden_states=None,
+                cache=None,
+            )[0]
+        else:  # transformers 4: the additive (B, 1, 1, L) mask
+            extended = self.encoder.get_extended_attention_mask(mask, mask.shape)
         for layer in list(self._layers())[self.frozen_layers :]:
             out = layer(hidden, attention_mask=extended)
             hidden = out[0] if isinstance(out, tuple) else out
