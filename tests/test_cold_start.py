@@ -210,3 +210,24 @@ def test_text_tower_cache_of_frozen_layers_gives_the_full_forward(data, tiny_enc
     items = torch.arange(12)
     with torch.no_grad():
         torch.testing.assert_close(cached.encode_items(items), full.encode_items(items))
+
+
+def test_compare_cold_start_table_and_figure(data):
+    from kgwb.train.cold_start import RunSpec, compare_cold_start, warm_cold_figure
+
+    res = compare_cold_start(
+        dataset=data,
+        cold_items=0.2,
+        models=["pop", RunSpec("kg-inductive, no id", "kg-inductive", {"id_residual": False})],
+        **{**FAST, "epochs": 2},
+    )
+    table = res.table
+    assert table["run"].tolist() == ["pop", "kg-inductive, no id"]
+    assert {"warm recall@20", "cold recall@20", "all recall@20"} <= set(table.columns)
+    assert table.loc[0, "cold recall@20"] == 0.0  # popularity never ranks an unseen item
+    fig = warm_cold_figure(table)
+    assert list(fig.data[0].text) == table["run"].tolist()
+    with pytest.raises(ValueError, match="text_from"):
+        compare_cold_start(
+            dataset=data, models=[RunSpec("fusion", "kgat+text", text_from="tt")], **FAST
+        )
