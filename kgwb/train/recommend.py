@@ -435,6 +435,11 @@ def train_recommender(
                     f"checkpoint in {ckpt_dir} was trained with {key}={saved['config'].get(key)!r}, "
                     f"this run asks for {config[key]!r}"
                 )
+        if saved["config"].get("cold_items", 0.0) != cold_items:  # another split
+            raise CheckpointError(
+                f"checkpoint in {ckpt_dir} was trained with cold_items="
+                f"{saved['config'].get('cold_items', 0.0)!r}, this run asks for {cold_items!r}"
+            )
         _load_weights(net, _state_path(ckpt_dir, "last"), dev)
         if optimizer is not None:
             optimizer.load_state_dict(
