@@ -231,3 +231,22 @@ def test_compare_cold_start_table_and_figure(data):
         compare_cold_start(
             dataset=data, models=[RunSpec("fusion", "kgat+text", text_from="tt")], **FAST
         )
+
+
+def test_fusion_feeds_the_tuned_tower_vectors_to_kgat(data, tiny_encoder):
+    from kgwb.train.cold_start import RunSpec, compare_cold_start
+
+    tower = RunSpec("tower", "text-tower", {"encoder": tiny_encoder, "max_length": 16})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        res = compare_cold_start(
+            dataset=data,
+            cold_items=0.2,
+            models=[tower, RunSpec("fusion", "kgat+text", text_from="tower")],
+            **{**FAST, "epochs": 1},
+        )
+    fused = res.results["fusion"]
+    assert fused.config["text_features"] == [res.results["tower"].data.n_items, 32]
+    torch.testing.assert_close(
+        fused.model.text_features.cpu(), res.results["tower"].model.item_vectors.cpu()
+    )
