@@ -250,3 +250,20 @@ def test_fusion_feeds_the_tuned_tower_vectors_to_kgat(data, tiny_encoder):
     torch.testing.assert_close(
         fused.model.text_features.cpu(), res.results["tower"].model.item_vectors.cpu()
     )
+
+
+def test_cli_text_tower_with_options_and_recommend(tiny_encoder, tmp_path, capsys):
+    out = tmp_path / "tt"
+    args = ["train", "--dataset", "sample:tiny", "--model", "text-tower", "--epochs", "1"]
+    args += ["--option", f"encoder={tiny_encoder}", "--option", "train_layers=1"]
+    args += ["--option", "max_length=16", "--cold-items", "0.1", "--batch-size", "256"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert main(args + ["--out", str(out), "--no-progress", "--save-top-k", "0"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["model_options"]["train_layers"] == 1
+    assert metrics["test_cold"]["users_evaluated"] > 0
+    capsys.readouterr()
+    user = str(load_recommender(out, device="cpu").data.user_ids[0])
+    assert main(["recommend", "--run", str(out), "--user", user, "--k", "3"]) == 0
+    assert user in capsys.readouterr().out
