@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from kgwb import paths
+from kgwb.atomic import write_text as atomic_write
 from kgwb.errors import KgwbError
 from kgwb.runinfo import environment_info
 
@@ -56,7 +57,7 @@ def record_metrics(stage: str, metrics: dict[str, Any], *, output_dir: str | Pat
     folder = Path(output_dir) / METRICS_SUBDIR
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{stage}.json"
-    target.write_text(json.dumps(metrics, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    atomic_write(target, json.dumps(metrics, indent=2, sort_keys=True, default=_jsonable) + "\n")
     return target
 
 
@@ -99,8 +100,8 @@ class PipelineResult:
 
     def save(self) -> Path:
         self.metrics = read_metrics(self.run_dir)
-        (self.run_dir / "metrics.json").write_text(
-            json.dumps(self.metrics, indent=2, sort_keys=True) + "\n"
+        atomic_write(
+            self.run_dir / "metrics.json", json.dumps(self.metrics, indent=2, sort_keys=True) + "\n"
         )
         record = {
             "params": self.params,
@@ -108,8 +109,8 @@ class PipelineResult:
             "ok": self.ok,
             "versions": self.versions,
         }
-        (self.run_dir / "pipeline.json").write_text(
-            json.dumps(record, indent=2, default=str) + "\n"
+        atomic_write(
+            self.run_dir / "pipeline.json", json.dumps(record, indent=2, default=str) + "\n"
         )
         write_index(self)
         return self.run_dir
@@ -229,7 +230,7 @@ def render_html(notebook: Path) -> Path:
     nb = nbformat.read(str(notebook), as_version=4)
     body, _ = HTMLExporter().from_notebook_node(nb)
     target = notebook.with_suffix(".html")
-    target.write_text(body, encoding="utf-8")
+    atomic_write(target, body)
     return target
 
 
@@ -260,7 +261,7 @@ def write_index(result: PipelineResult) -> Path:
 <h2>Metrics</h2><pre>{metrics}</pre></body></html>
 """
     target = result.run_dir / "index.html"
-    target.write_text(page, encoding="utf-8")
+    atomic_write(target, page)
     return target
 
 

@@ -287,4 +287,7 @@ def test_cli_writes_metrics_json(tmp_path, capsys, monkeypatch):
 
     code = main(["kge", "--triples", str(kg_dir), "--model", "nope", "--out", str(out)])
     assert code == 2
+    assert "pass --overwrite" in capsys.readouterr().err  # the run is kept
+    code = main(["kge", "--triples", str(kg_dir), "--model", "nope", "--out", str(out) + "2"])
+    assert code == 2
     assert "transe" in capsys.readouterr().err

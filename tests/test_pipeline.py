@@ -42,9 +42,14 @@ def test_smoke_pipeline_runs_all_stages_and_links_their_outputs(tmp_path):
         "02_build_kg",
         "03_train",
         "04_inspect",
+        "05_language",
     ]
     merged = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(merged) >= {"01_explore", "02_build_kg", "03_train", "04_inspect"}
+    assert set(merged) >= {"01_explore", "02_build_kg", "03_train", "04_inspect", "05_language"}
+    language = merged["05_language"]
+    assert language["describe_hallucinations"] == 0  # the template states only KG facts
+    assert 0.0 <= language["check_precision"] <= 1.0 and 0.0 <= language["check_recall"] <= 1.0
+    assert language["qa_answers_for_unsupported"] <= 0.1 * language["qa_questions"]
     expected = generate("tiny", seed=0)
     explore = merged["01_explore"]
     assert explore["users"] == len(expected.users)

@@ -10,15 +10,17 @@ extraction precision/recall per attribute and entity-resolution pairwise precisi
 
 from __future__ import annotations
 
-import json
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from kgwb.atomic import output_dir
 from kgwb.data.schema import Dataset
+from kgwb.errors import ConfigError
 from kgwb.kg.catalog import catalog_graph
 from kgwb.kg.model import KnowledgeGraph
 from kgwb.kg.quality import add_part, extracted_graph_part, quality_report
@@ -28,6 +30,9 @@ from kgwb.runinfo import environment_info
 __all__ = ["KGBuildResult", "build_kg", "catalog_graph", "distant_records", "extract_spans"]
 
 DISTANT = "distant"
+BUILD_MANIFEST = "kg_build.json"
+#: the folder a staged build will be moved to, while it is written elsewhere
+_FINAL_DIR: ContextVar[Path | None] = ContextVar("kgwb_kg_build_final_dir", default=None)
 
 
 @dataclass
@@ -67,26 +72,51 @@ class KGBuildResult:
             out["resolution"] = self.resolution_scores
         return out
 
-    def save(self, out_dir: str | Path | None = None) -> Path:
+    def save(
+        self, out_dir: str | Path | None = None, *, overwrite: bool = True, store: bool = False
+    ) -> Path:
+        """Write the KG tables, spans, resolution tables, the LadybugDB store (``store=True``)
+        and ``kg_build.json`` (last) into ``out_dir``.
+
+        The folder is replaced as a whole once everything is written (see :mod:`kgwb.atomic`),
+        so a failed or killed rebuild leaves the earlier KG — tables and store alike — readable.
+        """
         target = Path(out_dir) if out_dir is not None else self.out_dir
         if target is None:
-            raise ValueError("no output folder given")
-        target.mkdir(parents=True, exist_ok=True)
-        self.kg.save(target / "kg")
-        if self.spans is not None:
-            self.spans.to_parquet(target / "extracted_spans.parquet", index=False)
+            raise ConfigError("no output folder given")
+        with output_dir(
+            target, kind="KG build", overwrite=overwrite, manifests=(BUILD_MANIFEST,)
+        ) as work:
+            self.write_into(work, final=target, store=store)
+        self.out_dir = target
+        return target
+
+    def write_into(self, work: Path, *, final: Path, store: bool = False) -> None:
+        """The writes of :meth:`save` into the folder ``work`` that becomes ``final``."""
+        from kgwb.atomic import write_json, write_with
+
+        self.kg.save(work / "kg", overwrite=True)
+        tables = {"extracted_spans": self.spans}
         if self.resolution is not None:
-            self.resolution.mapping.to_parquet(target / "resolution_mapping.parquet", index=False)
-            self.resolution.pairs.to_parquet(target / "resolution_pairs.parquet", index=False)
+            tables["resolution_mapping"] = self.resolution.mapping
+            tables["resolution_pairs"] = self.resolution.pairs
+        for name, df in tables.items():
+            if df is not None:
+                write_with(work / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+        if store:
+            from kgwb.kg.store import GraphStore, default_store_path
+
+            t = time.perf_counter()
+            GraphStore.build(self.kg, default_store_path(work / "kg"), overwrite=True).close()
+            self.store_path = default_store_path(final / "kg")
+            self.timings["store"] = time.perf_counter() - t
         payload = {
             "config": self.config,
             "metrics": self.metrics,
             "quality": self.quality,
             "versions": self.versions,
         }
-        (target / "kg_build.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        self.out_dir = target
-        return target
+        write_json(work / BUILD_MANIFEST, payload)
 
 
 def distant_records(dataset: Dataset, *, field: str = "title") -> pd.DataFrame:
@@ -186,6 +216,7 @@ def build_kg(
     store: bool = True,
     seed: int = 0,
     encoder: str | None = None,
+    overwrite: bool = True,
 ) -> KGBuildResult:
     """Build, resolve, score, save and store the product KG of ``dataset``.
 
@@ -193,8 +224,23 @@ def build_kg(
     with a fine-tuned extractor, or ``None`` (catalog only).  Distant supervision trains on a
     seeded ``1 - holdout`` share of the items (at most ``extractor_max_items`` of them) and the
     held-out items score the extractor on text it never saw.  Extracted values below
-    ``min_confidence`` are dropped (and counted in the metrics).
+    ``min_confidence`` are dropped (and counted in the metrics).  An earlier build in
+    ``out_dir`` is replaced only once the new one (tables and store) is complete, and only with
+    ``overwrite=True`` (the default here; ``kgwb kg build`` asks for ``--overwrite``).
     """
+    if out_dir is not None and _FINAL_DIR.get() is None:
+        # everything (the distant extractor too) is written into the folder output_dir gives
+        args, final = dict(locals()), Path(out_dir)
+        with output_dir(
+            final, kind="KG build", overwrite=overwrite, manifests=(BUILD_MANIFEST,)
+        ) as work:
+            token = _FINAL_DIR.set(final)
+            try:
+                result = build_kg(**{**args, "out_dir": work})
+            finally:
+                _FINAL_DIR.reset(token)
+        result.out_dir = final
+        return result
     config = {
         "dataset": dataset.name,
         "extract_model": str(extract_model) if extract_model is not None else None,
@@ -300,14 +346,5 @@ def build_kg(
         spans=spans,
     )
     if out_dir is not None:
-        target = result.save(out_dir)
-        if store:
-            from kgwb.kg.store import GraphStore, default_store_path
-
-            t = time.perf_counter()
-            path = default_store_path(target / "kg")
-            GraphStore.build(kg, path, overwrite=True).close()
-            result.store_path = path
-            timings["store"] = time.perf_counter() - t
-            result.save(target)
+        result.write_into(Path(out_dir), final=_FINAL_DIR.get() or Path(out_dir), store=store)
     return result

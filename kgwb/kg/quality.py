@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from kgwb.errors import ConfigError
 from kgwb.kg.catalog import normalise_series, relation_for
 from kgwb.kg.model import KnowledgeGraph, normalise_edges
 
@@ -27,7 +28,7 @@ def extracted_graph_part(
     """
     missing = [c for c in SPAN_COLUMNS if c not in spans.columns]
     if missing:
-        raise ValueError(f"spans lack column(s) {missing}; expected {list(SPAN_COLUMNS)}")
+        raise ConfigError(f"spans lack column(s) {missing}; expected {list(SPAN_COLUMNS)}")
     s = spans.dropna(subset=["value"])
     norm_val = normalise_series(s["value"])
     keep = norm_val != ""

@@ -59,6 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--option id_dropout=0.3 for kg-inductive, --option neighbors=16 for kgat",
     )
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (swapped in only once the new run is complete)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--save-top-k",
@@ -85,10 +90,19 @@ MODEL_NAMES = (
 
 
 def _train(args: argparse.Namespace) -> int:
+    from kgwb.atomic import check_output_dir, check_output_not_input, write_with
     from kgwb.cli import print_json
     from kgwb.data import load_dataset
-    from kgwb.train.recommend import train_recommender
+    from kgwb.train.recommend import RUN_MANIFESTS, train_recommender
 
+    check_output_not_input(args.out, [args.dataset])
+    check_output_dir(
+        args.out,
+        kind="training run",
+        overwrite=args.overwrite,
+        resume=args.resume,
+        manifests=RUN_MANIFESTS,
+    )
     options = {"seed": args.seed} if str(args.dataset).startswith("sample") else {}
     dataset = load_dataset(args.dataset, format=args.format, **options)
     model = args.model
@@ -109,6 +123,7 @@ def _train(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         patience=args.patience,
         resume=args.resume,
+        overwrite=args.overwrite,
         progress=not args.no_progress,
         cold_items=args.cold_items,
         model_options=_model_options(args.option),
@@ -122,8 +137,9 @@ def _train(args: argparse.Namespace) -> int:
         ]
         import pandas as pd
 
-        pd.concat(parts, ignore_index=True).to_parquet(
-            result.out_dir / "recommendations.parquet", index=False
+        top = pd.concat(parts, ignore_index=True)
+        write_with(
+            result.out_dir / "recommendations.parquet", lambda p: top.to_parquet(p, index=False)
         )
     print_json({"out": str(result.out_dir), **result.metrics})
     return 0

@@ -26,7 +26,6 @@ PyKEEN and torch are imported inside functions, so importing kgwb stays light.
 from __future__ import annotations
 
 import gc
-import json
 import os
 import tempfile
 import time
@@ -127,28 +126,38 @@ class KGEResult:
             self.model.relation_representations[0], self.training.relation_id_to_label, "relation"
         )
 
-    def save(self, out_dir: str | os.PathLike[str] | None = None) -> Path:
-        """Write ``metrics.json``, ``config.json`` (config, seed, versions), ``losses.json``,
-        ``entity_embeddings.parquet`` and PyKEEN's own ``save_to_directory`` output under
-        ``pykeen/``; returns the folder."""
+    def save(
+        self, out_dir: str | os.PathLike[str] | None = None, *, overwrite: bool = True
+    ) -> Path:
+        """Write ``config.json`` (config, seed, versions), ``losses.json``,
+        ``entity_embeddings.parquet``, PyKEEN's own ``save_to_directory`` output under
+        ``pykeen/`` and ``metrics.json`` (last); an earlier run in the folder is replaced as a
+        whole once the new one is complete.  Returns the folder."""
+        from kgwb.atomic import output_dir, write_with
+
         target = Path(out_dir) if out_dir is not None else self.out_dir
         if target is None:
-            raise ValueError("no output folder given")
-        target.mkdir(parents=True, exist_ok=True)
-        _write_json(target / "metrics.json", self.metrics)
-        _write_json(
-            target / "config.json",
-            {"config": self.config, "seed": self.config["seed"], "versions": self.versions},
-        )
-        _write_json(target / "losses.json", self.losses)
-        self.entity_embeddings().to_parquet(target / "entity_embeddings.parquet")
-        self.pipeline_result.save_to_directory(target / "pykeen")
+            raise KGEConfigError("no output folder given")
+        with output_dir(
+            target, kind="KG embedding run", overwrite=overwrite, manifests=("metrics.json",)
+        ) as work:
+            _write_json(
+                work / "config.json",
+                {"config": self.config, "seed": self.config["seed"], "versions": self.versions},
+            )
+            _write_json(work / "losses.json", self.losses)
+            embeddings = self.entity_embeddings()
+            write_with(work / "entity_embeddings.parquet", embeddings.to_parquet)
+            self.pipeline_result.save_to_directory(work / "pykeen")
+            _write_json(work / "metrics.json", self.metrics)
         self.out_dir = target
         return target
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+    from kgwb.atomic import write_json
+
+    write_json(path, obj)
 
 
 def _embedding_frame(representation: Any, id_to_label: dict[int, str], kind: str) -> pd.DataFrame:

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kgwb.errors import DataError
+from kgwb.errors import ConfigError, DataError
 from kgwb.kg.model import PROVENANCE_COLUMNS, KnowledgeGraph
 
 #: node type -> vis-network colour and shape (other types get :data:`DEFAULT_NODE_STYLE`)
@@ -109,7 +109,7 @@ def ego_graph(kg: KnowledgeGraph, node_id: str, *, hops: int = 2, max_nodes: int
     import networkx as nx
 
     if max_nodes < 1:
-        raise ValueError(f"max_nodes must be at least 1, not {max_nodes}")
+        raise ConfigError(f"max_nodes must be at least 1, not {max_nodes}")
     _check_node(kg, node_id)
     edges = kg.edges
     heads = edges["head"].to_numpy(dtype=object)
@@ -390,9 +390,9 @@ def graph_html(
         options=_script_json(_options(g.number_of_nodes())),
     )
     if path is not None:
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(page, encoding="utf-8")
+        from kgwb.atomic import write_text
+
+        write_text(Path(path), page)
     return page
 
 
