@@ -197,12 +197,16 @@ class QA:
 
     @classmethod
     def from_dir(cls, kg_dir: str | Path, *, config: QAConfig | None = None) -> QA:
-        """Q&A over a ``kgwb kg build`` folder; the title index is cached in ``DIR/qa_index``."""
+        """Q&A over a ``kgwb kg build`` folder; the title index is cached beside the search
+        index (under :func:`kgwb.paths.cache_dir`), never inside the KG folder (it may be
+        read-only)."""
         from kgwb.kg.check import build_folder, kg_of
+        from kgwb.viz.cli import default_index_dir
 
         build = build_folder(kg_dir)
         qa = cls(kg_of(build), config=config)
-        qa.index_dir = build / "qa_index"
+        search_dir = default_index_dir(build)
+        qa.index_dir = search_dir.with_name(f"qa-{search_dir.name}")
         return qa
 
     index_dir: Path | None = None
@@ -223,7 +227,7 @@ class QA:
             if cached is not None:
                 try:
                     self._index.save(cached)
-                except OSError:  # a read-only KG folder: search still works, uncached
+                except OSError:  # a read-only cache folder: Q&A still works, uncached
                     pass
         return self._index
 

@@ -150,6 +150,7 @@ class SearchIndex:
         text_columns: Sequence[str] = ("title", "description"),
         model: str | None = None,
         batch_size: int = 128,
+        progress: bool = False,
     ) -> SearchIndex:
         """Embed ``items_df``'s ``text_columns`` (those present, joined with ``". "``).
 
@@ -173,7 +174,7 @@ class SearchIndex:
             text = text.str.cat(p, sep=". ")
         text = text.str.strip(" .")
         t0 = time.perf_counter()
-        vectors = embed_texts(text.tolist(), model=model, batch_size=batch_size)
+        vectors = embed_texts(text.tolist(), model=model, batch_size=batch_size, progress=progress)
         title_col = "title" if "title" in items.columns else cols[0]
         return cls(
             item_ids=items["item_id"].astype(str).to_numpy(dtype=object),

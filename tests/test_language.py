@@ -370,7 +370,8 @@ def tiny_build(tmp_path_factory):
     return out
 
 
-def test_cli_check_ask_describe_on_a_built_sample(tiny_build, tmp_path, capsys):
+def test_cli_check_ask_describe_on_a_built_sample(tiny_build, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KGWB_CACHE", str(tmp_path / "cache"))
     from kgwb.cli import main
 
     assert main(["kg", "check", str(tiny_build), "--out", str(tmp_path / "check")]) == 0
@@ -393,7 +394,9 @@ def test_cli_check_ask_describe_on_a_built_sample(tiny_build, tmp_path, capsys):
     answer = json.loads(capsys.readouterr().out)
     assert answer["how"]["item_found_by"] == "search" and len(answer["candidates"]) == 2
     assert answer["item_id"] == answer["candidates"][0]["item_id"]
-    assert (tiny_build / "qa_index" / "index.json").is_file()
+    # cached outside the KG folder (which may be read-only)
+    assert len(list((tmp_path / "cache").rglob("qa-*/index.json"))) == 1
+    assert not (tiny_build / "qa_index").exists()
 
     assert main(["describe", str(tiny_build), "I00001", "I00002"]) == 0
     out = json.loads(capsys.readouterr().out)

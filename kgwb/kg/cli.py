@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from kgwb.errors import KgwbError
@@ -23,6 +24,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="distant",
         help="fine-tuned extractor folder, 'distant' (train here from catalog attributes, "
         "default) or 'none' (catalog only)",
+    )
+    b.add_argument(
+        "--extract-train",
+        default=None,
+        help="labelled titles (OA-Mine JSON lines) to train --extract-model FOLDER from when "
+        "that folder does not exist yet",
+    )
+    b.add_argument(
+        "--extract-fields",
+        default="title",
+        help="comma-separated item text fields to extract from (default: title)",
     )
     b.add_argument(
         "--extract-epochs", type=int, default=5, help="epochs for --extract-model distant"
@@ -87,6 +99,8 @@ def kg_folder(path: str | Path) -> Path:
 
 
 def _build(args: argparse.Namespace) -> int:
+    import logging
+
     from kgwb.atomic import check_output_dir, check_output_not_input
     from kgwb.cli import print_json
     from kgwb.data import load_dataset
@@ -99,9 +113,19 @@ def _build(args: argparse.Namespace) -> int:
     options = {"seed": args.seed} if str(args.dataset).startswith("sample") else {}
     ds = load_dataset(args.dataset, format=args.format, **options)
     model = None if args.extract_model.lower() == "none" else args.extract_model
+    # progress on stderr: the extractor logs one line per training epoch
+    logging.basicConfig(level=logging.INFO, format="kgwb: %(message)s", stream=sys.stderr)
+    if model == "distant":
+        print(
+            f"kgwb: building the KG of {ds.name}: fine-tuning the distant extractor "
+            f"({args.extract_epochs} epochs), then extraction and resolution",
+            file=sys.stderr,
+        )
     result = build_kg(
         dataset=ds,
         extract_model=model,
+        extract_fields=tuple(f.strip() for f in args.extract_fields.split(",") if f.strip()),
+        extract_train=args.extract_train,
         extractor_epochs=args.extract_epochs,
         extractor_max_items=args.extract_max_items,
         resolve=not args.no_resolve,
@@ -112,6 +136,8 @@ def _build(args: argparse.Namespace) -> int:
         encoder=args.encoder,
         overwrite=args.overwrite,
     )
+    for note in result.skipped.values():
+        print(f"kgwb: {note}", file=sys.stderr)
     print_json({"out": str(result.out_dir), "store": str(result.store_path), **result.metrics})
     return 0
 

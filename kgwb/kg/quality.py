@@ -69,10 +69,9 @@ def add_part(kg: KnowledgeGraph, nodes: pd.DataFrame, edges: pd.DataFrame) -> Kn
 def attribute_coverage(kg: KnowledgeGraph, items: pd.DataFrame) -> pd.DataFrame:
     """Per category and attribute relation: share of the category's items with such an edge,
     split by edge source (catalog / extracted / either)."""
+    columns = ["category", "relation", "items", "catalog", "extracted", "any"]
     if "category" not in items.columns:
-        return pd.DataFrame(
-            columns=["category", "relation", "items", "catalog", "extracted", "any"]
-        )
+        return pd.DataFrame(columns=columns)
     e = kg.edges[
         kg.edges["relation"].str.startswith("has_") & kg.edges["head"].str.startswith("item:")
     ]
@@ -94,6 +93,8 @@ def attribute_coverage(kg: KnowledgeGraph, items: pd.DataFrame) -> pd.DataFrame:
                 "any": round(g["item_id"].nunique() / n, 4) if n else 0.0,
             }
         )
+    if not rows:  # no attribute edges (a catalog of brands and categories only) or no categories
+        return pd.DataFrame(columns=columns)
     return pd.DataFrame(rows).sort_values(["category", "relation"]).reset_index(drop=True)
 
 

@@ -33,6 +33,7 @@ def embed_texts(
     batch_size: int = 128,
     max_length: int = 128,
     device: str | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """Embed ``texts`` into an ``(n, dim)`` float32 array of unit vectors.
 
@@ -51,8 +52,16 @@ def embed_texts(
     order = np.argsort([len(t) for t in uniques], kind="stable")
     dim = enc.config.hidden_size
     out = np.zeros((len(uniques), dim), dtype=np.float32)
+    from tqdm.auto import tqdm
+
+    starts = tqdm(
+        range(0, len(order), batch_size),
+        desc="encoding texts",
+        unit="batch",
+        disable=not progress or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes"),
+    )
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
+        for start in starts:
             idx = order[start : start + batch_size]
             batch = tokenizer(
                 [uniques[i] for i in idx],

@@ -11,8 +11,8 @@ Triples sources (``triples=``):
   :class:`~kgwb.data.schema.Dataset` with a ``kg`` table, or a DataFrame with head/relation/tail;
 - a path: a text file of triples (one ``head<TAB>relation<TAB>tail`` per line, or whitespace
   separated when a line has no tab, as KGAT's ``kg_final.txt``), a saved kgwb knowledge graph
-  (folder with ``kg.json``), a saved kgwb dataset (``dataset.json``) or a KGAT folder
-  (``kg_final.txt``);
+  (folder with ``kg.json``, or a ``kgwb kg build --out DIR`` folder, whose graph is
+  ``DIR/kg``), a saved kgwb dataset (``dataset.json``) or a KGAT folder (``kg_final.txt``);
 - the name of a benchmark graph bundled in the PyKEEN wheel (:data:`BUNDLED_DATASETS`), which
   keeps its published train/valid/test split.
 
@@ -25,7 +25,9 @@ PyKEEN and torch are imported inside functions, so importing kgwb stays light.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
 import os
 import tempfile
 import time
@@ -83,6 +85,21 @@ class KGEConfigError(KgwbError, ValueError):
 
 # --------------------------------------------------------------------------------------------
 # result
+
+
+@contextlib.contextmanager
+def _quiet_pykeen():
+    """Only errors from PyKEEN's loggers: its INFO/WARNING records (checkpoint paths in the
+    scratch folder, CPU batch-size and memory-utilisation notes) are noise in notebooks and logs."""
+    loggers = [logging.getLogger(name) for name in ("pykeen", "torch_max_mem")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 @dataclass
@@ -148,7 +165,8 @@ class KGEResult:
             _write_json(work / "losses.json", self.losses)
             embeddings = self.entity_embeddings()
             write_with(work / "entity_embeddings.parquet", embeddings.to_parquet)
-            self.pipeline_result.save_to_directory(work / "pykeen")
+            with _quiet_pykeen():
+                self.pipeline_result.save_to_directory(work / "pykeen")
             _write_json(work / "metrics.json", self.metrics)
         self.out_dir = target
         return target
@@ -273,6 +291,8 @@ def load_triples(
             expected=f"a triples file, a kgwb KG/dataset folder, or one of {', '.join(BUNDLED_DATASETS)}",
         )
     if p.is_dir():
+        if (p / "kg" / "kg.json").is_file() and not (p / "kg.json").is_file():
+            p = p / "kg"  # a `kgwb kg build --out DIR` folder: its graph is DIR/kg
         if (p / "kg.json").is_file():
             frame = KnowledgeGraph.load(p).triples(sources=sources)
             return _triples_frame(frame, f"knowledge graph {p}"), None, str(p)
@@ -283,7 +303,8 @@ def load_triples(
         raise DataError(
             "folder holds no triples",
             file=p,
-            expected="kg.json (kgwb KG), dataset.json (kgwb dataset) or kg_final.txt (KGAT)",
+            expected="kg.json or kg/kg.json (kgwb KG), dataset.json (kgwb dataset) or "
+            "kg_final.txt (KGAT)",
         )
     return read_triples_file(p), None, str(p)
 
@@ -494,8 +515,11 @@ def train_kge(
         # walks ~450k long-lived objects (~0.5 s per epoch).  Freezing them skips that walk.
         gc.freeze()
         started = time.perf_counter()
+        # PyKEEN's INFO/WARNING records (checkpoint paths in the scratch folder, CPU batch-size
+        # and memory-utilisation notes) are noise in notebooks and logs: only errors pass.
         try:
-            result = pipeline(**pipeline_kwargs)
+            with _quiet_pykeen():
+                result = pipeline(**pipeline_kwargs)
         finally:
             wall_seconds = time.perf_counter() - started
             gc.unfreeze()

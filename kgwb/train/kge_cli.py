@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--triples",
         required=True,
         metavar="SOURCE",
-        help="a triples file (head<TAB>relation<TAB>tail), a saved kgwb KG or dataset folder, a "
+        help="a triples file (head<TAB>relation<TAB>tail), a `kgwb kg build --out` folder (or its "
+        "kg/ subfolder), a saved kgwb dataset folder, a "
         f"KGAT folder, or a bundled PyKEEN dataset ({_BUNDLED})",
     )
     p.add_argument("--model", default="transe", help=f"one of {_MODEL_NAMES} (default transe)")
