@@ -13,7 +13,9 @@ use, so ``import kgwb.train`` and ``kgwb --help`` stay fast.
   cold-start protocol (``cold_items=F``, :func:`cold_item_split`) of ``kg-inductive``
   (:mod:`kgwb.train.inductive`), ``text-tower`` (:mod:`kgwb.train.text_tower`) and the rest;
 - :func:`ranking_metrics`, :func:`evaluate_full_ranking` — Recall/NDCG/Hit/Precision@K
-  (:mod:`kgwb.train.metrics`).
+  (:mod:`kgwb.train.metrics`);
+- :func:`kg_informativeness`, :func:`kg_usage` — how much a KG can tell a recommender (before
+  training) and how much ``kgat`` used each relation (after) (:mod:`kgwb.train.kg_diagnostic`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ _EXPORTS = {
     "cold_item_split": "kgwb.train.data",
     "evaluate_full_ranking": "kgwb.train.metrics",
     "ranking_metrics": "kgwb.train.metrics",
+    "kg_informativeness": "kgwb.train.kg_diagnostic",
+    "kg_usage": "kgwb.train.kg_diagnostic",
 }
 
 
