@@ -9,6 +9,9 @@ use, so ``import kgwb.train`` and ``kgwb --help`` stay fast.
   (:mod:`kgwb.train.models`: ``pop``, ``bprmf``, ``lightgcn``, ``kgat`` and ``<name>+text``);
 - :func:`prepare_interactions`, :func:`build_collab_kg` — indices, splits and the collaborative
   KG (:mod:`kgwb.train.data`);
+- :func:`compare_cold_start`, :func:`warm_cold_figure` — warm vs cold accuracy under the
+  cold-start protocol (``cold_items=F``, :func:`cold_item_split`) of ``kg-inductive``
+  (:mod:`kgwb.train.inductive`), ``text-tower`` (:mod:`kgwb.train.text_tower`) and the rest;
 - :func:`ranking_metrics`, :func:`evaluate_full_ranking` — Recall/NDCG/Hit/Precision@K
   (:mod:`kgwb.train.metrics`);
 - :func:`kg_informativeness`, :func:`kg_usage` — how much a KG can tell a recommender (before
@@ -34,6 +37,11 @@ _EXPORTS = {
     "build_collab_kg": "kgwb.train.data",
     "leave_one_out": "kgwb.train.data",
     "prepare_interactions": "kgwb.train.data",
+    "RunSpec": "kgwb.train.cold_start",
+    "compare_cold_start": "kgwb.train.cold_start",
+    "warm_cold_figure": "kgwb.train.cold_start",
+    "item_texts": "kgwb.train.text_tower",
+    "cold_item_split": "kgwb.train.data",
     "evaluate_full_ranking": "kgwb.train.metrics",
     "ranking_metrics": "kgwb.train.metrics",
     "kg_informativeness": "kgwb.train.kg_diagnostic",

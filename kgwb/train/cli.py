@@ -47,6 +47,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="add item title embeddings from the default text encoder (same as NAME+text)",
     )
+    p.add_argument(
+        "--cold-items",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="cold-start protocol: hold out a seeded fraction F of the items with all their "
+        "interactions (evaluated only); metrics.json adds test_warm and test_cold",
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model option (repeatable; VALUE read as JSON when it parses), e.g. "
+        "--option encoder=NAME_OR_PATH --option train_layers=1 for text-tower, "
+        "--option id_dropout=0.3 for kg-inductive, --option neighbors=16 for kgat",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument(
         "--overwrite",
@@ -67,11 +84,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 MODEL_NAMES = (
     "bprmf",
     "bprmf+text",
+    "kg-inductive",
+    "kg-inductive+text",
     "kgat",
     "kgat+text",
     "lightgcn",
     "lightgcn+text",
     "pop",
+    "text-tower",
 )
 
 
@@ -111,6 +131,8 @@ def _train(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        cold_items=args.cold_items,
+        model_options=_model_options(args.option),
     )
     if args.save_top_k and result.out_dir is not None:
         # what `kgwb recommend --run DIR` serves: top-k unseen items of every user
@@ -132,3 +154,19 @@ def _train(args: argparse.Namespace) -> int:
         )
     print_json({"out": str(result.out_dir), **result.metrics})
     return 0
+
+
+def _model_options(pairs: list[str]) -> dict | None:
+    """``["train_layers=1", "encoder=bert-base-uncased"]`` → ``{"train_layers": 1, ...}``."""
+    import json
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"kgwb train: --option {pair!r} is not KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options or None

@@ -57,6 +57,8 @@ class InteractionData:
     test: np.ndarray
     split_source: str
     stats: dict[str, Any] = field(default_factory=dict)
+    #: indices of the items held out by ``cold_items=F`` (sorted; empty without a cold split)
+    cold_items: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @property
     def n_users(self) -> int:
@@ -77,6 +79,12 @@ class InteractionData:
 
     def item_index(self, item_ids) -> np.ndarray:
         return _lookup(self.item_ids, item_ids, "item_id")
+
+    def warm_item_mask(self) -> np.ndarray:
+        """Boolean ``(n_items,)``: the item has at least one train interaction."""
+        mask = np.zeros(self.n_items, dtype=bool)
+        mask[self.train[:, 1]] = True
+        return mask
 
     def item_popularity(self) -> np.ndarray:
         """Train interactions per item (float64, length ``n_items``)."""
@@ -129,8 +137,13 @@ def leave_one_out(interactions: pd.DataFrame, *, seed: int = 0) -> pd.Series:
     return pd.Series(out, index=interactions.index, dtype="string", name="split")
 
 
-def prepare_interactions(dataset: Dataset, *, seed: int = 0, warn: bool = True) -> InteractionData:
-    """Index ``dataset`` for training (see the module docstring)."""
+def prepare_interactions(
+    dataset: Dataset, *, seed: int = 0, warn: bool = True, cold_items: float = 0.0
+) -> InteractionData:
+    """Index ``dataset`` for training (see the module docstring).
+
+    ``cold_items=F`` (0 ≤ F < 1) is the cold-start protocol: see :func:`cold_item_split`.
+    """
     inter = dataset.interactions
     if len(inter) == 0:
         raise EmptySplitError(
@@ -146,6 +159,10 @@ def prepare_interactions(dataset: Dataset, *, seed: int = 0, warn: bool = True) 
     else:
         labels = leave_one_out(inter, seed=seed)
         split_source = f"leave-one-out by timestamp (seed {seed})"
+    cold_ids = np.empty(0, dtype=object)
+    if cold_items:
+        labels, cold_ids, moved = cold_item_split(inter, labels, cold_items, seed=seed)
+        split_source += f"; cold items {cold_items:g} (seed {seed}, {moved} train rows to test)"
 
     users = pd.Index(user_ids).get_indexer(inter["user_id"].astype("string").astype(object))
     items = pd.Index(item_ids).get_indexer(inter["item_id"].astype("string").astype(object))
@@ -204,6 +221,8 @@ def prepare_interactions(dataset: Dataset, *, seed: int = 0, warn: bool = True) 
     if warn:
         for message in messages:
             warnings.warn(f"dataset {dataset.name!r}: {message}", SplitWarning, stacklevel=3)
+    cold = np.sort(pd.Index(item_ids).get_indexer(cold_ids)).astype(np.int64)
+    stats["cold_items"] = len(cold)
     return InteractionData(
         user_ids=user_ids,
         item_ids=item_ids,
@@ -212,7 +231,33 @@ def prepare_interactions(dataset: Dataset, *, seed: int = 0, warn: bool = True) 
         test=pairs["test"],
         split_source=split_source,
         stats=stats,
+        cold_items=cold,
     )
+
+
+def cold_item_split(
+    interactions: pd.DataFrame, labels: pd.Series, fraction: float, *, seed: int = 0
+) -> tuple[pd.Series, np.ndarray, int]:
+    """The cold-start protocol: hold out ``fraction`` of the interacted items from training.
+
+    ``round(fraction × items with an interaction)`` items (at least one) are drawn with
+    ``numpy.random.default_rng(seed)`` from the distinct item ids in sorted order, so the draw
+    depends only on the ids and the seed.  Every ``train`` interaction of a drawn item becomes
+    ``test``; its ``valid``/``test`` rows keep their label.  So a cold item has no train
+    interaction at all and is seen only at evaluation time, with or without a fixed split.
+    Returns the new labels, the cold item ids and the number of rows moved to test.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"cold_items must be a fraction in (0, 1), got {fraction!r}")
+    items = interactions["item_id"].astype("string")
+    candidates = np.sort(pd.unique(items.dropna().astype(object)).astype(str))
+    n_cold = max(1, int(round(fraction * len(candidates))))
+    rng = np.random.default_rng([seed, 0xC01D])
+    cold = np.sort(rng.choice(candidates, size=n_cold, replace=False)).astype(object)
+    to_test = (items.isin(cold) & (labels == "train")).fillna(False).to_numpy()
+    labels = labels.copy()
+    labels[to_test] = "test"
+    return labels, cold, int(to_test.sum())
 
 
 def _ordered_ids(table_ids: pd.Series, inter_ids: pd.Series) -> np.ndarray:

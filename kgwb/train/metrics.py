@@ -130,7 +130,10 @@ def evaluate_full_ranking(
     ``positives`` and each of ``exclude`` are ``(n, 2)`` (user, item) index pairs; excluded
     items are never ranked and never count as positives.  ``users`` (default: the users with a
     positive) are the candidates; those with no positive left are skipped and counted in
-    ``users_skipped``.  Returns the means plus ``users_evaluated``.
+    ``users_skipped``.  Returns the means over users plus ``users_evaluated``, ``positives``
+    (positives of the evaluated users) and ``micro_recall@K`` (hits in the top-K of all
+    evaluated users / ``positives``: the per-interaction recall, which adds up across disjoint
+    sets of positives ranked by the same scores, e.g. warm and cold items).
 
     Same numbers as :func:`ranking_metrics`, without its dense ``(B, n_items)`` boolean masks:
     excluded items are set to ``-inf`` in place in the (fresh) score matrix, and the top-K items
@@ -172,11 +175,18 @@ def evaluate_full_ranking(
         hits = pos_keys[at] == keys if len(pos_keys) else torch.zeros_like(keys, dtype=torch.bool)
         for name, values in metrics_from_hits(hits, n_pos[batch], ks).items():
             sums[name] = sums.get(name, 0.0) + values.double().sum()
+        for k in ks:  # hit counts: what the per-interaction (micro) recall adds up
+            sums[f"hits@{k}"] = sums.get(f"hits@{k}", 0.0) + hits[:, :k].sum()
     n = len(evaluated)
+    n_positives = int(n_pos[evaluated].sum())
     if n:
-        out = {name: float(total) / n for name, total in sums.items()}
+        out = {name: float(total) / n for name, total in sums.items() if "hits" not in name}
+        for k in ks:
+            out[f"micro_recall@{k}"] = float(sums[f"hits@{k}"]) / n_positives
     else:
         out = {f"{m}@{k}": float("nan") for k in ks for m in METRIC_NAMES}
+        out.update({f"micro_recall@{k}": float("nan") for k in ks})
+    out["positives"] = n_positives
     out["users_evaluated"] = int(n)
     out["users_skipped"] = int(len(candidates) - n)
     return out

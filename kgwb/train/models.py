@@ -687,10 +687,19 @@ MODELS: dict[str, type[Recommender]] = {
 }
 TEXT_SUFFIX = "+text"
 
+# models kept in their own modules register themselves in MODELS when imported
+import kgwb.train.inductive  # noqa: E402, F401  (kg-inductive)
+import kgwb.train.text_tower  # noqa: E402, F401  (text-tower)
+
 
 def model_names() -> list[str]:
     """Every name :func:`build_model` accepts (``+text`` variants included)."""
-    return sorted(list(MODELS) + [n + TEXT_SUFFIX for n, c in MODELS.items() if c.trainable])
+    return sorted(list(MODELS) + [n + TEXT_SUFFIX for n, c in MODELS.items() if _takes_text(c)])
+
+
+def _takes_text(cls: type[Recommender]) -> bool:
+    """Whether ``<name>+text`` exists (the text tower reads the item text itself)."""
+    return cls.trainable and not getattr(cls, "uses_item_text", False)
 
 
 def parse_model_name(name: str) -> tuple[type[Recommender], bool]:
@@ -699,7 +708,7 @@ def parse_model_name(name: str) -> tuple[type[Recommender], bool]:
         (name[: -len(TEXT_SUFFIX)], True) if name.endswith(TEXT_SUFFIX) else (name, False)
     )
     cls = MODELS.get(base)
-    if cls is None or (with_text and not cls.trainable):
+    if cls is None or (with_text and not _takes_text(cls)):
         raise UnknownNameError("model", name, model_names())
     return cls, with_text
 

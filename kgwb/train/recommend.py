@@ -141,6 +141,9 @@ class RecommenderResult:
     stats: dict[str, Any]
     checkpoint: Path | None = None
     out_dir: Path | None = None
+    #: test metrics restricted to warm / cold items' positives (see :func:`warm_cold_split`)
+    test_warm: dict[str, float] = field(default_factory=dict)
+    test_cold: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=environment_info)
 
     @property
@@ -150,6 +153,8 @@ class RecommenderResult:
             "model": self.model_name,
             "valid": self.valid,
             "test": self.test,
+            **({"test_warm": self.test_warm} if self.test_warm else {}),
+            **({"test_cold": self.test_cold} if self.test_cold else {}),
             "best_epoch": self.best_epoch,
             "epochs_run": self.epochs_run,
             "seconds_per_epoch": round(self.seconds_per_epoch, 4),
@@ -238,23 +243,39 @@ class _NegativeSampler:
     positive after ``rounds`` redraws with probability ``p ** (rounds + 1)``.
     """
 
-    def __init__(self, train, n_items: int, device, rounds: int = 4) -> None:
+    def __init__(self, train, n_items: int, device, rounds: int = 4, exclude=None) -> None:
         import torch
 
         t = torch.as_tensor(train, dtype=torch.long, device=device)
         self.keys = torch.sort(t[:, 0] * n_items + t[:, 1]).values
         self.n_items, self.rounds = n_items, rounds
+        # held-out cold items do not exist at training time, so they are never negatives
+        self.candidates = None
+        if exclude is not None and len(exclude):
+            keep = torch.ones(n_items, dtype=torch.bool, device=device)
+            keep[torch.as_tensor(exclude, dtype=torch.long, device=device)] = False
+            self.candidates = torch.nonzero(keep).flatten()
+
+    def _draw(self, users, generator):
+        import torch
+
+        if self.candidates is None:
+            return torch.randint(
+                self.n_items, users.shape, device=users.device, generator=generator
+            )
+        pick = torch.randint(
+            len(self.candidates), users.shape, device=users.device, generator=generator
+        )
+        return self.candidates[pick]
 
     def __call__(self, users, generator):
         import torch
 
-        neg = torch.randint(self.n_items, users.shape, device=users.device, generator=generator)
+        neg = self._draw(users, generator)
         for _ in range(self.rounds):
             keys = users * self.n_items + neg
             at = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
-            redraw = torch.randint(
-                self.n_items, users.shape, device=users.device, generator=generator
-            )
+            redraw = self._draw(users, generator)
             neg = torch.where(self.keys[at] == keys, redraw, neg)
         return neg
 
@@ -299,6 +320,7 @@ def train_recommender(
     progress: bool = True,
     eval_batch_size: int = 1024,
     model_options: dict[str, Any] | None = None,
+    cold_items: float = 0.0,
     overwrite: bool = True,
 ) -> RecommenderResult:
     """Train recommender ``model`` on ``dataset`` and evaluate it on valid and test.
@@ -310,6 +332,11 @@ def train_recommender(
     relations of KG-aware models.  ``patience`` counts evaluations without a better valid
     Recall@20 before stopping; ``epochs=0`` evaluates the untrained model.  ``model_options``
     are extra keyword arguments of the model class (e.g. ``{"neighbors": 16}`` for ``kgat``).
+
+    ``cold_items=F`` holds out a seeded fraction ``F`` of the items with all their interactions
+    (:func:`kgwb.train.data.cold_item_split`); they are never training negatives either, and
+    the result carries ``test_warm`` / ``test_cold`` besides ``test``
+    (:func:`warm_cold_split` says how they add up).
 
     ``out_dir``: a new folder is written in place (``resume=True`` continues it after a kill);
     an earlier run there is replaced only with ``overwrite=True`` (the default here; ``kgwb
@@ -338,7 +365,7 @@ def train_recommender(
     seed_everything(seed)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    data = prepare_interactions(dataset, seed=seed)
+    data = prepare_interactions(dataset, seed=seed, cold_items=cold_items)
 
     ckg: CollabKG | None = None
     if model_cls.uses_kg:
@@ -349,8 +376,17 @@ def train_recommender(
     if with_text and features is None:
         features = item_title_features(dataset, data, device=str(dev))
     options = dict(model_options or {})
+    texts = None
+    if getattr(model_cls, "uses_item_text", False):  # the text tower reads item text + KG facts
+        from kgwb.train.text_tower import item_texts
+
+        texts = item_texts(
+            dataset, data.item_ids, kg=kg, with_facts=options.pop("with_facts", True)
+        )
+        config_texts = {"item_texts": len(texts), "with_facts": any(f for _, f in texts)}
+    extra = {} if texts is None else {"item_texts": texts}
     net = build_model(
-        model, data, dim=dim, layers=layers, kg=ckg, text_features=features, **options
+        model, data, dim=dim, layers=layers, kg=ckg, text_features=features, **options, **extra
     ).to(dev)
 
     config = {
@@ -371,6 +407,8 @@ def train_recommender(
         "negatives": "1 uniform per positive, resampled when a train positive",
         "optimizer": "Adam",
         "split": data.split_source,
+        "cold_items": cold_items,
+        **(config_texts if texts is not None else {}),
     }
     out = Path(out_dir) if out_dir is not None else None
     ckpt_dir = out / CHECKPOINT_DIR if out is not None else None
@@ -385,11 +423,11 @@ def train_recommender(
         name: torch.as_tensor(data.split(name), device=dev) for name in ("train", "valid", "test")
     }
 
-    def rank(score, split: str) -> dict[str, float]:
+    def rank(score, split: str, positives=None) -> dict[str, float]:
         exclude = [splits["train"]] + ([splits["valid"]] if split == "test" else [])
         return evaluate_full_ranking(
             score,
-            splits[split],
+            splits[split] if positives is None else positives,
             n_users=data.n_users,
             n_items=data.n_items,
             exclude=exclude,
@@ -398,7 +436,7 @@ def train_recommender(
             device=dev,
         )
 
-    def evaluate(split: str, choose_mix: bool = False) -> dict[str, float]:
+    def evaluate(split: str, choose_mix: bool = False, positives=None) -> dict[str, float]:
         net.eval()
         with torch.no_grad():  # full precision: bf16 scores would tie and reorder items
             # a model with a mix of towers (kgat over its LightGCN backbone) keeps the mix
@@ -410,7 +448,7 @@ def train_recommender(
                 net.mix.fill_(pick)
                 res = {**scored[pick], "mix": pick}
             else:
-                res = rank(net.scorer(), split)
+                res = rank(net.scorer(), split, positives)
         res["users_without_train_items"] = int(
             data.stats.get(f"{split}_users_without_train_items", 0)
         )
@@ -435,6 +473,11 @@ def train_recommender(
                     f"checkpoint in {ckpt_dir} was trained with {key}={saved['config'].get(key)!r}, "
                     f"this run asks for {config[key]!r}"
                 )
+        if saved["config"].get("cold_items", 0.0) != cold_items:  # another split
+            raise CheckpointError(
+                f"checkpoint in {ckpt_dir} was trained with cold_items="
+                f"{saved['config'].get('cold_items', 0.0)!r}, this run asks for {cold_items!r}"
+            )
         _load_weights(net, _state_path(ckpt_dir, "last"), dev)
         if optimizer is not None:
             optimizer.load_state_dict(
@@ -454,7 +497,7 @@ def train_recommender(
     if model_cls.trainable and epochs > 0 and best["bad"] < patience and start_epoch <= epochs:
         from tqdm.auto import tqdm
 
-        sampler = _NegativeSampler(data.train, data.n_items, dev)
+        sampler = _NegativeSampler(data.train, data.n_items, dev, exclude=data.cold_items)
         train_pairs = splits["train"]
         gen = torch.Generator(device=dev)
         bar = tqdm(
@@ -560,10 +603,18 @@ def train_recommender(
         if not checkpoint.is_file() or not model_cls.trainable or best["epoch"] == 0:
             _save_weights(net, checkpoint)
         _save_inputs(ckpt_dir, model, data, ckg, features, config)
+        if texts is not None:
+            table = pd.DataFrame(texts, columns=["title", "facts"])
+            write_with(ckpt_dir / ITEM_TEXTS_FILE, lambda p: table.to_parquet(p, index=False))
 
     t1 = time.perf_counter()
     valid_final = evaluate("valid")
     test_final = evaluate("test")
+    test_warm, test_cold = {}, {}
+    warm_pairs, cold_pairs = warm_cold_split(data, data.test)
+    if len(data.cold_items) or len(cold_pairs):
+        test_warm = evaluate("test", positives=torch.as_tensor(warm_pairs, device=dev))
+        test_cold = evaluate("test", positives=torch.as_tensor(cold_pairs, device=dev))
     final_eval = time.perf_counter() - t1
     evaluations = sum(1 for c in curve if "valid_recall@20" in c)
     result = RecommenderResult(
@@ -587,10 +638,28 @@ def train_recommender(
         if checkpoint is None
         else (_FINAL_DIR.get() or out) / CHECKPOINT_DIR / checkpoint.name,
         out_dir=out,
+        test_warm=test_warm,
+        test_cold=test_cold,
     )
     if out is not None:
         result.save(out)
     return result
+
+
+def warm_cold_split(data: InteractionData, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pairs`` split into those of warm items (with a train interaction) and cold items.
+
+    ``test_warm`` and ``test_cold`` rank every item with the same scores and masks as ``test``
+    and differ only in which of the user's test items count as positives, so:
+
+    * hits add up: ``micro_recall@K`` (hits / positives, per interaction) of ``test`` is the
+      positives-weighted mean of the warm and cold ones, exactly;
+    * the user-averaged ``recall@K`` of ``test`` is the users-weighted mean of the warm and cold
+      ones exactly when no user has both warm and cold test items (leave-one-out splits);
+      otherwise each user's recall is the share-weighted sum of its warm and cold recalls.
+    """
+    warm = data.warm_item_mask()[pairs[:, 1]]
+    return pairs[warm], pairs[~warm]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -608,10 +677,12 @@ def _adam(net, lr: float):
     """Adam, fused (one kernel for all parameters: ~3× faster steps on CPU) where supported."""
     import torch
 
+    params = net.param_groups(lr) if hasattr(net, "param_groups") else net.parameters()
+    params = list(params)
     try:
-        return torch.optim.Adam(net.parameters(), lr=lr, fused=True)
+        return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError):  # a device or dtype without a fused kernel
-        return torch.optim.Adam(net.parameters(), lr=lr)
+        return torch.optim.Adam(params, lr=lr)
 
 
 def _align_features(features, dataset: Dataset, data: InteractionData) -> np.ndarray:
@@ -642,6 +713,7 @@ def _tensorboard(out: Path | None):
 
 # --------------------------------------------------------------------------- loading a run
 INPUTS_FILE = "inputs.safetensors"
+ITEM_TEXTS_FILE = "item_texts.parquet"
 MODEL_FILE = "model.json"
 INPUTS_FORMAT = 1
 
@@ -652,6 +724,7 @@ def _save_inputs(ckpt_dir: Path, model: str, data: InteractionData, ckg, feature
     from safetensors.torch import save_file
 
     tensors = {name: torch.as_tensor(data.split(name)).contiguous() for name in SPLIT_KEYS}
+    tensors["cold_items"] = torch.as_tensor(data.cold_items, dtype=torch.long).contiguous()
     if ckg is not None:
         tensors["kg_triples"] = torch.as_tensor(ckg.triples, dtype=torch.long).contiguous()
         entities = pd.DataFrame({"entity_id": pd.array(ckg.entity_ids, dtype="string")})
@@ -722,6 +795,7 @@ def load_recommender(run_dir: str | Path, *, device: str = "auto") -> Recommende
         **{name: tensors[name].numpy() for name in SPLIT_KEYS},
         split_source=meta["split_source"],
         stats=meta["data_stats"],
+        cold_items=tensors["cold_items"].numpy() if "cold_items" in tensors else np.empty(0, int),
     )
     ckg = None
     if "kg_triples" in tensors:
@@ -735,6 +809,10 @@ def load_recommender(run_dir: str | Path, *, device: str = "auto") -> Recommende
             stats=meta["kg_stats"],
         )
     features = tensors.get("text_features")
+    extra = {}
+    if (ckpt_dir / ITEM_TEXTS_FILE).is_file():
+        texts = pd.read_parquet(ckpt_dir / ITEM_TEXTS_FILE).fillna("")
+        extra["item_texts"] = list(zip(texts["title"], texts["facts"]))
     net = build_model(
         meta["model"],
         data,
@@ -742,7 +820,8 @@ def load_recommender(run_dir: str | Path, *, device: str = "auto") -> Recommende
         layers=meta["layers"],
         kg=ckg,
         text_features=None if features is None else features.numpy(),
-        **meta["model_options"],
+        **{k: v for k, v in meta["model_options"].items() if k != "with_facts"},
+        **extra,
     )
     try:
         _load_weights(net, _state_path(ckpt_dir, "best"), "cpu")
@@ -769,4 +848,6 @@ def load_recommender(run_dir: str | Path, *, device: str = "auto") -> Recommende
         stats=data.stats,
         checkpoint=_state_path(ckpt_dir, "best"),
         out_dir=run,
+        test_warm=saved.get("test_warm", {}),
+        test_cold=saved.get("test_cold", {}),
     )
