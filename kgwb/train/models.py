@@ -270,6 +270,18 @@ class LightGCN(Recommender):
     def ego(self, users, pos, neg):
         return [self.embedding(self._batch_nodes(users, pos, neg))]
 
+    # -- sampled training (kgwb.train.sampler) ---------------------------------
+    def sampling_graphs(self) -> dict[str, torch.Tensor]:
+        return {"ui": self.adjacency}
+
+    def layer0_nodes(self, nodes: torch.Tensor) -> torch.Tensor:
+        return _with_item_text(self, self.embedding(nodes), nodes - self.n_users)
+
+    def sampled_layer(self, layer: int, x: torch.Tensor, graphs: dict) -> torch.Tensor:
+        from kgwb.train.sampler import sampled_matmul
+
+        return sampled_matmul(graphs["ui"], x)
+
 
 class KGAT(Recommender):
     """KGAT-style attentive propagation over the collaborative knowledge graph.
@@ -432,6 +444,25 @@ class KGAT(Recommender):
     def ego(self, users, pos, neg):
         return [self.user_emb(users), self.entity_emb(torch.cat([pos, neg]))]
 
+    # -- sampled training (kgwb.train.sampler) ---------------------------------
+    def sampling_graphs(self) -> dict[str, torch.Tensor]:
+        if self._graph is None:
+            self.on_eval()
+        return {"ui": self.adjacency, "kg": self._graph[0]}
+
+    def layer0_nodes(self, nodes: torch.Tensor) -> torch.Tensor:
+        is_user = (nodes < self.n_users)[:, None]
+        users = self.user_emb(nodes.clamp(max=self.n_users - 1))
+        entities = self.entity_emb((nodes - self.n_users).clamp(min=0))
+        x = torch.where(is_user, users, entities)
+        return _with_item_text(self, x, nodes - self.n_users)
+
+    def sampled_layer(self, layer: int, x: torch.Tensor, graphs: dict) -> torch.Tensor:
+        from kgwb.train.sampler import sampled_matmul
+
+        kg_term = sampled_matmul(graphs["kg"], x)
+        return sampled_matmul(graphs["ui"], x) + self.kg_scale[layer] * kg_term
+
     def aux_loss(self, batch_size: int, generator: torch.Generator, reg: float):
         """TransE loss on ``batch_size`` random triples with a random tail as the negative."""
         if self.kg_loss_weight <= 0 or len(self.triples) == 0:
@@ -447,6 +478,16 @@ class KGAT(Recommender):
         loss = F.softplus(pos - neg).mean()
         l2 = sum(e.pow(2).sum() for e in (eh, er, et, en)) * 0.5 * reg / batch_size
         return self.kg_loss_weight * (loss + l2)
+
+
+def _with_item_text(model: Recommender, x: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+    """``x`` (layer-0 rows of some nodes) plus the projected text of the rows that are items
+    (``item`` = node index - n_users, in ``[0, n_items)`` for items)."""
+    if model.text_proj is None:
+        return x
+    is_item = (item >= 0) & (item < model.n_items)
+    text = model.text_proj(model.text_features[item.clamp(0, model.n_items - 1)])
+    return x + text * is_item[:, None].to(text.dtype)
 
 
 def _group_softmax(scores: torch.Tensor, group: torch.Tensor, n_groups: int) -> torch.Tensor:
