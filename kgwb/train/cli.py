@@ -41,6 +41,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="add item title embeddings from the default text encoder (same as NAME+text)",
     )
+    p.add_argument(
+        "--sampler",
+        choices=("full", "neighbors"),
+        default="full",
+        help="full: every step propagates over the whole graph (default, fastest on small "
+        "graphs); neighbors: over the batch's sampled L-hop neighbourhood (linear epochs)",
+    )
+    p.add_argument(
+        "--fanout",
+        default="15,10",
+        metavar="K1,K2",
+        help="with --sampler neighbors: neighbours drawn per node at each hop (default 15,10)",
+    )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel processes on this machine (DDP: gloo on CPU, NCCL on GPUs); "
+        "across machines use torchrun ... -m kgwb train (see README)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -65,9 +85,23 @@ MODEL_NAMES = (
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.nproc > 1:
+        from kgwb.train.distributed import launch
+
+        launch(_train_rank, args.nproc, args)
+        return 0
+    return _train_rank(args)
+
+
+def _train_rank(args: argparse.Namespace) -> int:
     from kgwb.cli import print_json
     from kgwb.data import load_dataset
+    from kgwb.train.distributed import context_from_env
     from kgwb.train.recommend import train_recommender
+    from kgwb.train.sampler import parse_fanouts
+
+    fanouts = parse_fanouts(args.fanout, args.layers)  # a bad value fails before any work
+    ddp = context_from_env(args.device)
 
     options = {"seed": args.seed} if str(args.dataset).startswith("sample") else {}
     dataset = load_dataset(args.dataset, format=args.format, **options)
@@ -90,7 +124,12 @@ def _train(args: argparse.Namespace) -> int:
         patience=args.patience,
         resume=args.resume,
         progress=not args.no_progress,
+        sampler=args.sampler,
+        fanouts=fanouts,
+        distributed=ddp,
     )
+    if result is None:  # a rank other than 0 of a distributed run: rank 0 reports
+        return 0
     if args.save_top_k and result.out_dir is not None:
         # what `kgwb recommend --run DIR` serves: top-k unseen items of every user
         users = result.data.user_ids

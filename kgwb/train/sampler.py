@@ -225,8 +225,8 @@ def _sparse(ptr, col, val, shape) -> torch.Tensor:
 
 
 class _SampledMatmul(torch.autograd.Function):
-    """``A @ X`` for a sampled constant ``A``; the backward scatters ``A``'s entries (the
-    transpose of a freshly sampled matrix would be built once anyway, so do it in one pass)."""
+    """``A @ X`` for a sampled constant ``A``; the backward multiplies by ``A^T``, built once
+    as CSR by one sort of the columns."""
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -238,14 +238,13 @@ class _SampledMatmul(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         ptr, col, val = ctx.saved_tensors
-        rows = torch.repeat_interleave(torch.arange(len(ptr) - 1, device=ptr.device), ptr.diff())
+        n_rows = len(ptr) - 1
+        rows = torch.repeat_interleave(torch.arange(n_rows, device=ptr.device), ptr.diff())
+        order = torch.argsort(col)  # the transpose in CSR: rows = this matrix's columns
+        t_ptr = torch.zeros(ctx.n_cols + 1, dtype=torch.long, device=ptr.device)
+        t_ptr[1:] = torch.cumsum(torch.bincount(col, minlength=ctx.n_cols), 0)
+        a_t = _sparse(t_ptr, rows[order], val[order], (ctx.n_cols, n_rows))
         with torch.autocast(grad.device.type, enabled=False):
-            a_t = torch.sparse_coo_tensor(
-                torch.stack([col, rows]),
-                val,
-                (ctx.n_cols, len(ptr) - 1),
-                check_invariants=False,
-            )
             out = torch.sparse.mm(a_t, grad.to(val.dtype).contiguous())
         return None, out.to(ctx.dtype)
 
