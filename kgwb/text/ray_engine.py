@@ -58,7 +58,14 @@ def init_ray(address: str | None = None, workers: int | None = None) -> Any:
         }
         if address:
             options["address"] = address
-        ray.init(**options)
+        for attempt in range(3):
+            try:
+                ray.init(**options)
+                break
+            except Exception as err:  # Ray's own: "node timed out during startup" (30 s, fixed)
+                ray.shutdown()
+                if attempt == 2 or "timed out during startup" not in str(err):
+                    raise KgwbError(f"Ray did not start: {err}") from err
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.verbose_progress = False
