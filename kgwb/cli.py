@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "kgwb.train.cli",
     "kgwb.train.kge_cli",
     "kgwb.viz.cli",
+    "kgwb.language_cli",
 )
 
 
@@ -61,9 +62,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KgwbError as e:
         print(f"kgwb: error: {e}", file=sys.stderr)
         return 2
-    except FileNotFoundError as e:
-        print(f"kgwb: error: {e}", file=sys.stderr)
+    except OSError as e:  # a full disk, a read-only folder, a missing file
+        print(f"kgwb: error: {os_error_message(e)}", file=sys.stderr)
         return 2
+    except RecursionError:
+        print("kgwb: error: input nested too deeply to process", file=sys.stderr)
+        return 2
+
+
+def os_error_message(err: OSError) -> str:
+    """``PATH: reason`` for an OSError (``PATH -> PATH2: reason`` for a rename)."""
+    reason = err.strerror or str(err)
+    if err.filename is None:
+        return reason
+    where = str(err.filename)
+    if err.filename2 is not None:
+        where += f" -> {err.filename2}"
+    return f"{where}: {reason}"
 
 
 if __name__ == "__main__":  # pragma: no cover

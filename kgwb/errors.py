@@ -1,4 +1,9 @@
-"""Errors that speak to the user: which file, which line (or row), which column, what was expected."""
+"""Errors that speak to the user: which file, which line (or row), which column, what was expected.
+
+Every failure kgwb reports on purpose is a :class:`KgwbError`; the command line prints it as
+``kgwb: error: MESSAGE`` and exits with status 2 (an ``OSError`` such as a full disk or a
+read-only folder is reported the same way, as ``kgwb: error: PATH: REASON``).
+"""
 
 from __future__ import annotations
 
@@ -61,3 +66,16 @@ class UnknownNameError(KgwbError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return self.args[0]
+
+
+class ConfigError(KgwbError, ValueError):
+    """A parameter or option with a value kgwb cannot use (the message says which are valid)."""
+
+
+class OutputError(KgwbError):
+    """An output path kgwb refuses to write: it exists (and no overwrite was asked for), it is
+    or contains an input, or it is a folder kgwb did not write."""
+
+
+class WriteError(KgwbError):
+    """Writing an artifact failed for a reason other than an OSError (e.g. a library error)."""

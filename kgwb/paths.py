@@ -33,6 +33,13 @@ def runs_dir() -> Path:
     return reports_dir() / "runs"
 
 
+def cache_dir() -> Path:
+    """Derived data kgwb can rebuild (e.g. search indexes): ``$KGWB_CACHE`` if set, else
+    ``data/cache``.  Inputs such as a built KG stay untouched (they may be read-only)."""
+    override = os.environ.get("KGWB_CACHE")
+    return Path(override).expanduser().resolve() if override else data_dir() / "cache"
+
+
 def notebooks_dir() -> Path:
     return REPO_ROOT / "notebooks"
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kgwb.errors import DataError, KgwbError
+from kgwb.errors import ConfigError, DataError, KgwbError
 
 VECTORS_FILE = "vectors.npy"
 ITEMS_FILE = "items.parquet"
@@ -133,7 +133,7 @@ class SearchIndex:
         self.titles = np.asarray(self.titles, dtype=object)
         self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
         if self.vectors.ndim != 2 or len(self.vectors) != len(self.item_ids):
-            raise ValueError(
+            raise ConfigError(
                 f"vectors {self.vectors.shape} do not match {len(self.item_ids)} item ids"
             )
         self._row_of = pd.Index(self.item_ids)
@@ -150,6 +150,7 @@ class SearchIndex:
         text_columns: Sequence[str] = ("title", "description"),
         model: str | None = None,
         batch_size: int = 128,
+        progress: bool = False,
     ) -> SearchIndex:
         """Embed ``items_df``'s ``text_columns`` (those present, joined with ``". "``).
 
@@ -173,7 +174,7 @@ class SearchIndex:
             text = text.str.cat(p, sep=". ")
         text = text.str.strip(" .")
         t0 = time.perf_counter()
-        vectors = embed_texts(text.tolist(), model=model, batch_size=batch_size)
+        vectors = embed_texts(text.tolist(), model=model, batch_size=batch_size, progress=progress)
         title_col = "title" if "title" in items.columns else cols[0]
         return cls(
             item_ids=items["item_id"].astype(str).to_numpy(dtype=object),
@@ -185,16 +186,31 @@ class SearchIndex:
         )
 
     # ---------------------------------------------------------------- save, load
-    def save(self, path: str | Path) -> Path:
-        out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
-        np.save(out / VECTORS_FILE, self.vectors)
-        pd.DataFrame(
+    def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
+        """Write the vectors, the items and ``index.json`` (last); an earlier index there is
+        replaced as a whole once the new one is complete."""
+        from kgwb.atomic import output_dir, write_json, write_with
+
+        final = Path(path)
+        with output_dir(
+            final, kind="search index", overwrite=overwrite, manifests=(META_FILE,)
+        ) as out:
+            self._save_into(out, write_json, write_with)
+        return final
+
+    def _write_vectors(self, path: Path) -> None:
+        with open(path, "wb") as f:  # a file object: np.save would add ".npy" to a temp name
+            np.save(f, self.vectors, allow_pickle=False)
+
+    def _save_into(self, out: Path, write_json, write_with) -> None:
+        write_with(out / VECTORS_FILE, self._write_vectors)
+        items = pd.DataFrame(
             {
                 "item_id": pd.array(self.item_ids, dtype="string"),
                 "title": pd.array(self.titles, dtype="string"),
             }
-        ).to_parquet(out / ITEMS_FILE, index=False)
+        )
+        write_with(out / ITEMS_FILE, lambda p: items.to_parquet(p, index=False))
         meta = {
             "items": len(self),
             "dim": int(self.vectors.shape[1]),
@@ -202,8 +218,7 @@ class SearchIndex:
             "text_columns": list(self.text_columns),
             **self.meta,
         }
-        (out / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
-        return out
+        write_json(out / META_FILE, meta)
 
     @classmethod
     def load(cls, path: str | Path) -> SearchIndex:

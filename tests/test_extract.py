@@ -725,3 +725,34 @@ def test_cli_train_with_validation_fraction_writes_the_metrics(tmp_path, capsys)
     assert metrics["config"]["valid_fraction"] == 0.2
     assert printed["best_epoch"] == metrics["best_epoch"] in (1, 2)
     assert (out / "model" / "kgwb_extractor.json").is_file()
+
+
+def test_ensemble_averages_members_and_reloads_the_same_predictions(tmp_path):
+    import pandas as pd
+
+    from kgwb.text.extract import examples_from_records, load_extractor, train_extractor
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = train_extractor(
+            train=examples_from_records(pd.DataFrame(_tiny_records())),
+            out_dir=tmp_path,
+            epochs=2,
+            batch_size=8,
+            seed=3,
+            max_length=32,
+            ensemble=2,
+            valid_fraction=0.25,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert len(result.extractor.models) == 2
+    assert [m["seed"] for m in result.metrics["ensemble"]] == [3, 4]
+    first, second = (p.detach() for p in (m.classifier.weight for m in result.extractor.models))
+    assert not torch.equal(first, second)  # the members differ (seeds, validation splits)
+    assert sorted(p.name for p in (tmp_path / "model").glob("member_*")) == ["member_1"]
+    titles = ["Kendaro Kids Canvas Slip-On - Blue", "Velmora Men's Running Shoe, Red, Size 9"]
+    again = load_extractor(tmp_path, dtype="float32")
+    assert len(again.models) == 2
+    assert again.extract(titles, "Shoes") == result.extractor.extract(titles, "Shoes")

@@ -287,4 +287,17 @@ def test_cli_writes_metrics_json(tmp_path, capsys, monkeypatch):
 
     code = main(["kge", "--triples", str(kg_dir), "--model", "nope", "--out", str(out)])
     assert code == 2
+    assert "pass --overwrite" in capsys.readouterr().err  # the run is kept
+    code = main(["kge", "--triples", str(kg_dir), "--model", "nope", "--out", str(out) + "2"])
+    assert code == 2
     assert "transe" in capsys.readouterr().err
+
+
+def test_a_kg_build_output_folder_reads_like_its_kg_subfolder(tmp_path):
+    from kgwb.train.kge import load_triples
+
+    kg = _small_kg()
+    kg.save(tmp_path / "build" / "kg")  # the layout `kgwb kg build --out build` writes
+    frame, _, where = load_triples(tmp_path / "build")
+    direct, _, _ = load_triples(tmp_path / "build" / "kg")
+    assert len(frame) == len(direct) == 90 and where == str(tmp_path / "build" / "kg")

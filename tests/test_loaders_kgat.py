@@ -112,11 +112,13 @@ def test_untyped_entity_list_uses_org_ids(tmp_path: Path) -> None:
     assert ds.item_entities["entity_id"].tolist() == ["I0", "I1", "I2", "I3"]
 
 
-def test_valid_is_optional_and_duplicates_are_kept(tmp_path: Path) -> None:
+def test_valid_is_optional_and_repeated_items_are_counted(tmp_path: Path) -> None:
     files = {k: v for k, v in FILES.items() if k != "valid.txt"}
     files["train.txt"] = "0 0 0 1\n1 2\n2\n"  # item 0 twice for user 0
     ds = load_kgat(write(tmp_path / "dups", files))
-    assert ds.summary()["interactions"] == {"train": 4, "valid": 0, "test": 3}
+    assert ds.summary()["interactions"] == {"train": 3, "valid": 0, "test": 3}
+    assert ds.report.duplicates_dropped == 1
+    assert ds.summary()["load"]["duplicates_dropped"] == 1
     assert ds.report.rows_read == ROWS - 2
 
 

@@ -90,7 +90,9 @@ def test_single_inter_file_without_item_file(tmp_path: Path) -> None:
     folder = write(tmp_path / "one", {"one.inter": INTER_HEADER + "U1\tI1\t5\t1\nU1\tI1\t5\t1\n"})
     ds = load_recbole(folder / "one.inter")  # a file of the folder also works
     assert "split" not in ds.interactions
-    assert len(ds.interactions) == 2  # duplicate interactions are kept
+    assert len(ds.interactions) == 1  # a repeated row is a counted rejection, also under raise
+    assert ds.report.rejected_by_reason == {"duplicate interaction": 1}
+    assert ds.report.rows_loaded + ds.report.rejected_count == ds.report.rows_read
     assert ds.items["item_id"].tolist() == ["I1"]
     assert ds.kg is None and ds.entities is None
 

@@ -42,16 +42,35 @@ def test_smoke_pipeline_runs_all_stages_and_links_their_outputs(tmp_path):
         "02_build_kg",
         "03_train",
         "04_inspect",
+        "05_language",
     ]
     merged = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(merged) >= {"01_explore", "02_build_kg", "03_train", "04_inspect"}
+    assert set(merged) >= {"01_explore", "02_build_kg", "03_train", "04_inspect", "05_language"}
+    language = merged["05_language"]
+    assert language["describe_hallucinations"] == 0  # the template states only KG facts
+    assert 0.0 <= language["check_precision"] <= 1.0 and 0.0 <= language["check_recall"] <= 1.0
+    assert language["qa_answers_for_unsupported"] <= 0.1 * language["qa_questions"]
     expected = generate("tiny", seed=0)
     explore = merged["01_explore"]
     assert explore["users"] == len(expected.users)
     assert explore["items"] == len(expected.items)
     assert explore["interactions"] == len(expected.interactions)
     assert explore["rejected_rows"] == 0
-    assert 0.0 < explore["item_gini"] < 1.0
+    # metric regression (the recorded values read back, recommenders' read_notebook style):
+    # deterministic figures within float noise; trained ones must not fall more than the stated
+    # tolerance below what sample:tiny gave with the committed defaults (CPU, seed 0)
+    assert explore["item_gini"] == pytest.approx(0.3603, abs=1e-3)
+    build = merged["02_build_kg"]
+    assert build["extraction"]["precision"] >= 0.8
+    assert build["extraction"]["f1"] >= 0.11 - 0.06
+    train = merged["03_train"]
+    test_recall = {run: m["test"]["recall@20"] for run, m in train["models"].items()}
+    assert test_recall["pop"] == pytest.approx(0.32, abs=0.005)  # no training: exact up to ties
+    assert test_recall["lightgcn"] >= 0.31 - 0.05
+    assert test_recall["kgat"] >= 0.315 - 0.05
+    assert train["kge"]["transe"]["mrr"] >= 0.06 - 0.03
+    assert train["best_test_recall@20"] == pytest.approx(test_recall[train["best_run"]])
+    assert merged["04_inspect"]["explained_recommendations"] >= 4
     # executed notebooks, their HTML, the index page and the saved dataset are all there
     html = (tmp_path / "01_explore.html").read_text()
     assert "Explore the e-commerce data" in html
@@ -136,3 +155,51 @@ def test_record_and_read_metrics_roundtrip(tmp_path):
     assert read_metrics(tmp_path) == {"s1": {"a": 0.5, "b": 3}}
     with pytest.raises(TypeError, match="cannot record"):
         record_metrics("s2", {"bad": object()}, output_dir=tmp_path)
+
+
+def test_rerun_merges_only_the_notebooks_that_ran(tmp_path):
+    """A rerun into the same folder never reports the stale metrics of notebooks it did not run."""
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    for stem, value in (("01_a", 1), ("02_b", 2)):
+        _notebook(
+            nbs / f"{stem}.ipynb",
+            [
+                "from kgwb.pipeline import record_metrics\n"
+                f"record_metrics('{stem}', {{'v': V}}, output_dir=OUTPUT_DIR)"
+            ],
+            params=f"V = {value}\nOUTPUT_DIR = ''",
+        )
+    out = tmp_path / "run"
+    assert run_pipeline(out_dir=out, notebooks_folder=nbs).metrics == {
+        "01_a": {"v": 1},
+        "02_b": {"v": 2},
+    }
+    again = run_pipeline(
+        params={"parameters": {"V": 5}}, out_dir=out, notebooks_folder=nbs, only=["01"]
+    )
+    assert again.metrics == {"01_a": {"v": 5}}
+    assert json.loads((out / "metrics.json").read_text()) == {"01_a": {"v": 5}}
+    index = (out / "index.html").read_text()
+    assert "<td>v</td><td>5</td>" in index and "02_b" not in index
+
+
+def test_index_shows_metrics_as_tables_and_the_summary_names_the_index(tmp_path):
+    from kgwb.pipeline import NotebookRun, PipelineResult, metrics_tables_html, summary_lines
+
+    metrics = {
+        "03_train": {
+            "best_run": "kgat",
+            "models": {"pop": {"recall@20": 0.1}, "kgat": {"recall@20": 0.123456}},
+            "kge": {"transe": {"mrr": 0.2}},
+        }
+    }
+    page = metrics_tables_html(metrics)
+    assert "<td>best_run</td><td>kgat</td>" in page
+    assert "<th>recall@20</th>" in page and "<td>0.1235</td>" in page  # one row per model
+    result = PipelineResult(run_dir=tmp_path, params={})
+    result.notebooks = [NotebookRun("03_train", "x.ipynb", None, 12.0, "ok")]
+    result.metrics = metrics
+    lines = summary_lines(result)
+    assert lines[0].startswith("03_train (12 s): best_run=kgat")
+    assert lines[-1] == f"open: {tmp_path / 'index.html'}"

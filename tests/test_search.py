@@ -129,7 +129,7 @@ def test_store_given_as_a_path(tiny_index, tiny_store):
     assert isinstance(res, pd.DataFrame)
 
 
-def test_cli_search_builds_and_caches_the_index(tmp_path, capsys, tiny_store):
+def test_cli_search_builds_and_caches_the_index(tmp_path, capsys, tiny_store, monkeypatch):
     import json
     import sys
     from pathlib import Path
@@ -139,20 +139,37 @@ def test_cli_search_builds_and_caches_the_index(tmp_path, capsys, tiny_store):
     sys.path.insert(0, str(Path(__file__).parent))
     from test_viz_graph import run_cli
 
+    from kgwb.viz.cli import default_index_dir
+
+    monkeypatch.setenv("KGWB_CACHE", str(tmp_path / "cache"))
     _ds, kg, _store, _ = tiny_store
     build = tmp_path / "build"
     kg.save(build / "kg")
     GraphStore.build(kg, build / "kg" / "store").close()
+    before = sorted(p.relative_to(build) for p in build.rglob("*"))
+    for p in build.rglob("*"):  # a KG someone else owns: search must only read it
+        p.chmod(p.stat().st_mode & ~0o222)
     argv = ["search", str(build), "bluetooth earbuds", "--k", "3"]
-    assert run_cli([*argv, "--filter", "category=Audio"]) == 0
+    try:
+        assert run_cli([*argv, "--filter", "category=Audio"]) == 0
+    finally:
+        for p in build.rglob("*"):
+            p.chmod(p.stat().st_mode | 0o200)
     first = json.loads(capsys.readouterr().out)
-    assert len(first) == 3 and (build / "search_index" / "vectors.npy").is_file()
+    index = default_index_dir(build)
+    assert index.parent.parent == tmp_path / "cache"
+    assert len(first) == 3 and (index / "vectors.npy").is_file()
+    assert sorted(p.relative_to(build) for p in build.rglob("*")) == before  # nothing written
     audio = allowed_items(_store, {"category": "Audio"})
     assert {r["item_id"] for r in first} <= audio
     # second run reads the cache and gives the same answer
-    mtime = (build / "search_index" / "vectors.npy").stat().st_mtime
+    mtime = (index / "vectors.npy").stat().st_mtime
     assert run_cli([*argv, "--filter", "category=Audio"]) == 0
     assert json.loads(capsys.readouterr().out) == first
-    assert (build / "search_index" / "vectors.npy").stat().st_mtime == mtime
+    assert (index / "vectors.npy").stat().st_mtime == mtime
+    # --index puts it where the user says
+    assert run_cli([*argv, "--index", str(tmp_path / "mine")]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert (tmp_path / "mine" / "vectors.npy").is_file()
     with pytest.raises(KgwbError, match="expected KEY=VALUE"):
         run_cli([*argv, "--filter", "brand"])

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kgwb.data.schema import SPLITS, Dataset, LoadReport, RejectedRow
-from kgwb.errors import DataError, UnknownNameError
+from kgwb.errors import ConfigError, DataError, UnknownNameError
 
 Errors = Literal["raise", "skip"]
 
@@ -76,7 +76,7 @@ def load_dataset(
     and counts them in ``dataset.report``.
     """
     if errors not in ("raise", "skip"):
-        raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+        raise ConfigError(f"errors must be 'raise' or 'skip', not {errors!r}")
     fmt = format or detect_format(source)
     if fmt not in FORMATS:
         raise UnknownNameError("format", fmt, list(FORMATS))

@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     convert = data_sub.add_parser("convert", help="load a source and save it as kgwb Parquet")
     _add_source_args(convert)
     convert.add_argument("--out", required=True, help="output folder")
+    convert.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the dataset already in --out (swapped in only once the new one is complete)",
+    )
     convert.set_defaults(func=_convert)
 
 
@@ -54,9 +59,14 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from kgwb.atomic import check_output_dir, check_output_not_input
     from kgwb.cli import print_json
 
+    check_output_not_input(args.out, [args.source])
+    check_output_dir(
+        args.out, kind="dataset", overwrite=args.overwrite, manifests=("dataset.json",)
+    )
     ds = _load(args)
-    path = ds.save(args.out)
+    path = ds.save(args.out, overwrite=args.overwrite)
     print_json({"saved": str(path), **ds.summary()})
     return 0

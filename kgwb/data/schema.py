@@ -35,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from kgwb.errors import DataError
+from kgwb.errors import ConfigError, DataError
 
 SPLITS = ("train", "valid", "test")
 
@@ -51,6 +51,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 OPTIONAL_TABLES = ("reviews", "item_attributes", "kg", "entities", "item_entities")
 ID_COLUMNS = ("item_id", "user_id", "entity_id", "head", "tail", "relation")
+DATASET_MANIFEST = "dataset.json"
 
 
 @dataclass
@@ -78,6 +79,9 @@ class LoadReport:
     rejected: list[RejectedRow] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     max_examples: int = 50
+    #: repeats dropped inside a loaded row (an item twice on one KGAT line); a repeated *row*
+    #: is a rejected row instead, counted under its ``duplicate ...`` reason
+    duplicates_dropped: int = 0
 
     def read(self, n: int = 1) -> None:
         self.rows_read += n
@@ -96,6 +100,7 @@ class LoadReport:
         self.rows_loaded += other.rows_loaded
         self.rejected_count += other.rejected_count
         self.rejected_by_reason.update(other.rejected_by_reason)
+        self.duplicates_dropped += other.duplicates_dropped
         room = self.max_examples - len(self.rejected)
         self.rejected.extend(other.rejected[: max(room, 0)])
         self.files.extend(f for f in other.files if f not in self.files)
@@ -110,6 +115,7 @@ class LoadReport:
             "rows_loaded": self.rows_loaded,
             "rejected": self.rejected_count,
             "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "duplicates_dropped": self.duplicates_dropped,
             "examples": [r.__dict__ for r in self.rejected],
             "files": list(self.files),
         }
@@ -122,6 +128,7 @@ class LoadReport:
             rejected_count=int(d.get("rejected", 0)),
             rejected_by_reason=Counter(d.get("rejected_by_reason", {})),
             files=list(d.get("files", [])),
+            duplicates_dropped=int(d.get("duplicates_dropped", 0)),
         )
         rep.rejected = [RejectedRow(**r) for r in d.get("examples", [])]
         return rep
@@ -165,9 +172,9 @@ class Dataset:
     def split(self, name: str) -> pd.DataFrame:
         """Interactions of one predefined split (``train``/``valid``/``test``)."""
         if name not in SPLITS:
-            raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+            raise ConfigError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
         if not self.has_split:
-            raise ValueError(f"dataset {self.name!r} has no predefined split")
+            raise ConfigError(f"dataset {self.name!r} has no predefined split")
         return self.interactions[self.interactions["split"] == name]
 
     def summary(self) -> dict[str, Any]:
@@ -264,30 +271,40 @@ class Dataset:
                 )
 
     # -------------------------------------------------------------- storage
-    def save(self, directory: str | Path) -> Path:
-        """Write every table as Parquet plus ``dataset.json``; returns the folder."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, df in self.tables().items():
-            df.to_parquet(out / f"{name}.parquet", index=False)
-            written.append(name)
-        truth_dir = out / "truth"
-        for name, df in self.truth.items():
-            truth_dir.mkdir(exist_ok=True)
-            df.to_parquet(truth_dir / f"{name}.parquet", index=False)
-        manifest = {
-            "name": self.name,
-            "tables": written,
-            "truth": sorted(self.truth),
-            "meta": self.meta,
-            "report": self.report.to_dict(),
-            "kgwb_version": _version(),
-            "python": platform.python_version(),
-            "pandas": pd.__version__,
-        }
-        (out / "dataset.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        return out
+    def save(self, directory: str | Path, *, overwrite: bool = True) -> Path:
+        """Write every table as Parquet plus ``dataset.json`` (last); returns the folder.
+
+        An earlier dataset in ``directory`` is replaced as a whole once the new one is complete
+        (see :mod:`kgwb.atomic`), or kept with an :class:`~kgwb.errors.OutputError` when
+        ``overwrite`` is false.
+        """
+        from kgwb.atomic import output_dir, write_json, write_with
+
+        final = Path(directory)
+        with output_dir(
+            final, kind="dataset", overwrite=overwrite, manifests=(DATASET_MANIFEST,)
+        ) as out:
+            written = []
+            for name, df in self.tables().items():
+                write_with(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+                written.append(name)
+            for name, df in self.truth.items():
+                write_with(
+                    out / "truth" / f"{name}.parquet",
+                    lambda p, df=df: df.to_parquet(p, index=False),
+                )
+            manifest = {
+                "name": self.name,
+                "tables": written,
+                "truth": sorted(self.truth),
+                "meta": self.meta,
+                "report": self.report.to_dict(),
+                "kgwb_version": _version(),
+                "python": platform.python_version(),
+                "pandas": pd.__version__,
+            }
+            write_json(out / DATASET_MANIFEST, manifest)
+        return final
 
     @classmethod
     def load(cls, directory: str | Path) -> Dataset:
@@ -300,10 +317,14 @@ class Dataset:
             manifest = json.loads(manifest_path.read_text())
         except json.JSONDecodeError as e:
             raise DataError(e.msg, file=manifest_path, line=e.lineno, column=e.colno) from None
-        tables = {name: pd.read_parquet(src / f"{name}.parquet") for name in manifest["tables"]}
-        truth = {
-            name: pd.read_parquet(src / "truth" / f"{name}.parquet") for name in manifest["truth"]
-        }
+        if not isinstance(manifest, dict) or not {"name", "tables", "truth"} <= set(manifest):
+            raise DataError(
+                "not a saved kgwb dataset manifest",
+                file=manifest_path,
+                expected="a JSON object with name, tables and truth",
+            )
+        tables = {name: _read_table(src / f"{name}.parquet") for name in manifest["tables"]}
+        truth = {name: _read_table(src / "truth" / f"{name}.parquet") for name in manifest["truth"]}
         return cls(
             name=manifest["name"],
             truth=truth,
@@ -311,6 +332,15 @@ class Dataset:
             report=LoadReport.from_dict(manifest.get("report", {})),
             **tables,
         )
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError("missing table of a saved dataset", file=path, expected="a Parquet file")
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for a broken file
+        raise DataError(f"cannot read Parquet: {e}", file=path, expected="a Parquet file") from None
 
 
 def _version() -> str:

@@ -16,9 +16,11 @@ from typing import Any
 from kgwb.data import Errors, load_dataset
 from kgwb.data.explore import describe
 from kgwb.data.schema import Dataset
+from kgwb.errors import ConfigError
 from kgwb.runinfo import environment_info
 
 DATASET_SUBDIR = "dataset"
+STAGE_FILE = "data_stage.json"
 
 
 @dataclass
@@ -50,11 +52,15 @@ class DataStageResult:
 
     def save(self, out_dir: str | Path | None = None) -> Path:
         """Write the dataset (Parquet) and ``data_stage.json`` (summary, stats, config, versions)."""
+        from kgwb.atomic import write_json
+
         target = Path(out_dir) if out_dir is not None else self.out_dir
         if target is None:
-            raise ValueError("no output folder given")
+            raise ConfigError("no output folder given")
         target.mkdir(parents=True, exist_ok=True)
-        self.dataset.save(target / DATASET_SUBDIR)
+        # the stage record goes first and comes back last, so it never describes another dataset
+        (target / STAGE_FILE).unlink(missing_ok=True)
+        self.dataset.save(target / DATASET_SUBDIR, overwrite=True)
         payload = {
             "config": self.config,
             "summary": self.summary,
@@ -62,7 +68,7 @@ class DataStageResult:
             "seconds": self.seconds,
             "versions": self.versions,
         }
-        (target / "data_stage.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        write_json(target / STAGE_FILE, payload)
         self.out_dir = target
         return target
 
@@ -103,9 +109,12 @@ def get_dataset(
     """The dataset a run works on: the copy stage 1 saved in ``run_dir`` if it matches
     ``source``/``seed``, else prepared now (and saved there for the next stage)."""
     run = Path(run_dir)
-    saved = run / "data_stage.json"
-    if saved.is_file():
-        cfg = json.loads(saved.read_text()).get("config", {})
+    saved = run / STAGE_FILE
+    if saved.is_file() and (run / DATASET_SUBDIR / "dataset.json").is_file():
+        try:
+            cfg = json.loads(saved.read_text()).get("config", {})
+        except (json.JSONDecodeError, AttributeError):
+            cfg = {}  # a damaged record: prepare the data again
         if cfg.get("source") == str(source) and cfg.get("seed") == seed:
             return Dataset.load(run / DATASET_SUBDIR)
     return prepare_data(source=source, format=format, errors=errors, seed=seed, out_dir=run).dataset

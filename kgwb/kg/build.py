@@ -10,24 +10,39 @@ extraction precision/recall per attribute and entity-resolution pairwise precisi
 
 from __future__ import annotations
 
-import json
+import logging
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from kgwb.atomic import output_dir
 from kgwb.data.schema import Dataset
+from kgwb.errors import ConfigError, KgwbError
 from kgwb.kg.catalog import catalog_graph
 from kgwb.kg.model import KnowledgeGraph
 from kgwb.kg.quality import add_part, extracted_graph_part, quality_report
 from kgwb.kg.resolve import ResolutionConfig, ResolutionResult, pairwise_scores, resolve_entities
 from kgwb.runinfo import environment_info
 
-__all__ = ["KGBuildResult", "build_kg", "catalog_graph", "distant_records", "extract_spans"]
+__all__ = [
+    "KGBuildResult",
+    "build_kg",
+    "catalog_graph",
+    "distant_records",
+    "ensure_extractor",
+    "extract_spans",
+    "item_text_fields",
+]
 
 DISTANT = "distant"
+BUILD_MANIFEST = "kg_build.json"
+#: the folder a staged build will be moved to, while it is written elsewhere
+_FINAL_DIR: ContextVar[Path | None] = ContextVar("kgwb_kg_build_final_dir", default=None)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +59,7 @@ class KGBuildResult:
     spans: pd.DataFrame | None = None
     out_dir: Path | None = None
     store_path: Path | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=environment_info)
 
     @property
@@ -58,6 +74,8 @@ class KGBuildResult:
             "attribute_coverage_mean": q.get("attribute_coverage_mean"),
             **{f"{k}_seconds": round(v, 2) for k, v in self.timings.items()},
         }
+        if self.skipped:
+            out["skipped"] = dict(self.skipped)
         for key in ("extraction", "extraction_heldout"):
             if key in q:
                 out[key] = {k: q[key][k] for k in ("precision", "recall", "f1", "unit")}
@@ -67,26 +85,79 @@ class KGBuildResult:
             out["resolution"] = self.resolution_scores
         return out
 
-    def save(self, out_dir: str | Path | None = None) -> Path:
+    def save(
+        self, out_dir: str | Path | None = None, *, overwrite: bool = True, store: bool = False
+    ) -> Path:
+        """Write the KG tables, spans, resolution tables, the LadybugDB store (``store=True``)
+        and ``kg_build.json`` (last) into ``out_dir``.
+
+        The folder is replaced as a whole once everything is written (see :mod:`kgwb.atomic`),
+        so a failed or killed rebuild leaves the earlier KG — tables and store alike — readable.
+        """
         target = Path(out_dir) if out_dir is not None else self.out_dir
         if target is None:
-            raise ValueError("no output folder given")
-        target.mkdir(parents=True, exist_ok=True)
-        self.kg.save(target / "kg")
-        if self.spans is not None:
-            self.spans.to_parquet(target / "extracted_spans.parquet", index=False)
+            raise ConfigError("no output folder given")
+        with output_dir(
+            target, kind="KG build", overwrite=overwrite, manifests=(BUILD_MANIFEST,)
+        ) as work:
+            self.write_into(work, final=target, store=store)
+        self.out_dir = target
+        return target
+
+    def write_into(self, work: Path, *, final: Path, store: bool = False) -> None:
+        """The writes of :meth:`save` into the folder ``work`` that becomes ``final``."""
+        from kgwb.atomic import write_json, write_with
+
+        self.kg.save(work / "kg", overwrite=True)
+        tables = {"extracted_spans": self.spans}
         if self.resolution is not None:
-            self.resolution.mapping.to_parquet(target / "resolution_mapping.parquet", index=False)
-            self.resolution.pairs.to_parquet(target / "resolution_pairs.parquet", index=False)
+            tables["resolution_mapping"] = self.resolution.mapping
+            tables["resolution_pairs"] = self.resolution.pairs
+        for name, df in tables.items():
+            if df is not None:
+                write_with(work / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+        if store:
+            from kgwb.kg.store import GraphStore, default_store_path
+
+            t = time.perf_counter()
+            GraphStore.build(self.kg, default_store_path(work / "kg"), overwrite=True).close()
+            self.store_path = default_store_path(final / "kg")
+            self.timings["store"] = time.perf_counter() - t
         payload = {
             "config": self.config,
+            "skipped": self.skipped,
             "metrics": self.metrics,
             "quality": self.quality,
             "versions": self.versions,
         }
-        (target / "kg_build.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        self.out_dir = target
-        return target
+        write_json(work / BUILD_MANIFEST, payload)
+
+    def summary(self) -> str:
+        """A few lines for people: node counts by type (brand and category always named), edge
+        counts by source, the stages skipped and the time each stage took."""
+        q = self.quality
+        types = dict(q["nodes_by_type"])
+        named = {t: types.pop(t, 0) for t in ("item", "brand", "category", "value")}
+        parts = [f"{t} {n:,}" for t, n in {**named, **dict(sorted(types.items()))}.items()]
+        sources = ", ".join(f"{s} {n:,}" for s, n in sorted(q["edges_by_source"].items()))
+        lines = [
+            f"nodes: {q['nodes']:,} ({', '.join(parts)})",
+            f"edges: {q['edges']:,}" + (f" ({sources})" if sources else ""),
+        ]
+        lines += [f"skipped: {note}" for note in self.skipped.values()]
+        times = ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items())
+        return "\n".join(lines + [f"seconds: {times}"])
+
+
+def item_text_fields(items: pd.DataFrame, fields: tuple[str, ...] | list[str]) -> list[str]:
+    """Those of ``fields`` that the items table has with at least one non-blank value."""
+    present = []
+    for name in fields:
+        if name in items.columns:
+            text = items[name].astype("string").str.strip()
+            if bool((text.notna() & (text != "")).any()):
+                present.append(name)
+    return present
 
 
 def distant_records(dataset: Dataset, *, field: str = "title") -> pd.DataFrame:
@@ -169,11 +240,151 @@ def _resolution_scores(
     }
 
 
+def _skip(skipped: dict[str, str], stage: str, message: str) -> None:
+    """Record that ``stage`` did not run and why (``result.summary()`` and the CLI print it)."""
+    skipped[stage] = message
+    log.info("%s", message)
+
+
+def ensure_extractor(
+    model_dir: str | Path,
+    *,
+    train: str | Path | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    encoder: str | None = None,
+    valid_fraction: float = 0.1,
+) -> Path:
+    """The extractor folder ``model_dir``, trained first from ``train`` (labelled titles in
+    OA-Mine JSON lines) when it does not exist yet; a missing folder without ``train`` is an
+    error that says how to make one."""
+    folder = Path(model_dir)
+    if folder.exists():
+        return folder
+    if train is None or not str(train):
+        raise KgwbError(
+            f"{folder}: no such extractor folder; train one with `kgwb extract train --train "
+            f"LABELLED.jsonl --out {folder}` or pass the labelled titles to train it here"
+        )
+    if not Path(train).is_file():
+        raise KgwbError(f"{train}: no such file (labelled titles to train {folder} from)")
+    from kgwb.text.extract import train_extractor
+
+    log.warning("training the extractor %s from %s (once; later runs reuse it)", folder, train)
+    options = {"epochs": epochs} if epochs else {}
+    train_extractor(
+        train=str(train),
+        out_dir=folder,
+        model=encoder,
+        seed=seed,
+        valid_fraction=valid_fraction,
+        **options,
+    )
+    return folder
+
+
+def _extraction_fields(
+    dataset: Dataset, extract_model: str | Path | None, fields: tuple[str, ...], skipped: dict
+) -> list[str]:
+    """The text fields extraction will read; empty (and a ``skipped`` note) when there is
+    nothing to read or nothing to learn from."""
+    if extract_model is None:
+        return []
+    present = item_text_fields(dataset.items, fields)
+    if not present:
+        _skip(
+            skipped,
+            "extraction",
+            f"text extraction skipped: the catalog has no {' or '.join(fields)} text",
+        )
+        return []
+    attrs = dataset.item_attributes
+    if str(extract_model) == DISTANT and (attrs is None or not len(attrs)):
+        _skip(
+            skipped,
+            "extraction",
+            "text extraction skipped: extract_model='distant' learns from catalog attribute "
+            "values found in the item text, and this catalog has no attribute table "
+            "(item_attributes); pass a trained extractor folder (`kgwb extract train`) instead",
+        )
+        return []
+    return present
+
+
+def _train_distant(
+    dataset: Dataset,
+    field_name: str,
+    *,
+    holdout: float,
+    max_items: int | None,
+    out_dir: str | Path | None,
+    encoder: str | None,
+    epochs: int,
+    lr: float,
+    seed: int,
+    config: dict[str, Any],
+):
+    """Fine-tune an extractor on the catalog's own values; returns (extractor, training
+    summary, held-out item ids)."""
+    from kgwb.text.extract import train_extractor
+
+    records = distant_records(dataset, field=field_name)
+    # items held out of training score the extractor honestly on unseen text
+    ids = pd.Series(pd.unique(records["item_id"]))
+    held = set(ids.sample(frac=holdout, random_state=seed)) if holdout > 0 else set()
+    config["holdout_items"] = len(held)
+    train_records = records[~records["item_id"].isin(held)]
+    if max_items is not None:  # cap training cost on large catalogs
+        keep_ids = pd.Series(pd.unique(train_records["item_id"]))
+        if len(keep_ids) > max_items:
+            keep_ids = keep_ids.sample(n=max_items, random_state=seed)
+        train_records = train_records[train_records["item_id"].isin(set(keep_ids))]
+    trained = train_extractor(
+        train=train_records,
+        out_dir=(Path(out_dir) / "extractor") if out_dir else None,
+        model=encoder,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+    )
+    training = {
+        "examples": trained.n_train,
+        "values": trained.n_train_values,
+        "values_not_in_text": trained.n_train_unplaced,
+        "seconds": round(trained.train_seconds, 2),
+        "final_loss": round(trained.losses[-1], 4) if trained.losses else None,
+    }
+    return trained.extractor, training, held
+
+
+def _resolve_types(kg: KnowledgeGraph, cfg: ResolutionConfig, skipped: dict) -> bool:
+    """Whether the graph has nodes of the types resolution merges (else a ``skipped`` note)."""
+    if bool(kg.nodes["type"].isin(cfg.types).any()):
+        return True
+    _skip(
+        skipped,
+        "resolution",
+        f"entity resolution skipped: the graph has no {' or '.join(cfg.types)} nodes to merge",
+    )
+    return False
+
+
+def _catalog_note(dataset: Dataset, kg: KnowledgeGraph, skipped: dict) -> None:
+    if len(kg.edges) == 0:
+        _skip(
+            skipped,
+            "catalog",
+            "catalog graph: item nodes only (the catalog has no brand, category, attribute or "
+            "KG triple to link them)",
+        )
+
+
 def build_kg(
     *,
     dataset: Dataset,
     extract_model: str | Path | None = DISTANT,
     extract_fields: tuple[str, ...] = ("title",),
+    extract_train: str | Path | None = None,
     extractor_epochs: int = 5,
     extractor_max_items: int | None = None,
     extractor_lr: float = 5e-4,
@@ -186,19 +397,38 @@ def build_kg(
     store: bool = True,
     seed: int = 0,
     encoder: str | None = None,
+    overwrite: bool = True,
 ) -> KGBuildResult:
     """Build, resolve, score, save and store the product KG of ``dataset``.
 
     ``extract_model``: ``"distant"`` (fine-tune here from catalog attributes, default), a folder
-    with a fine-tuned extractor, or ``None`` (catalog only).  Distant supervision trains on a
-    seeded ``1 - holdout`` share of the items (at most ``extractor_max_items`` of them) and the
-    held-out items score the extractor on text it never saw.  Extracted values below
-    ``min_confidence`` are dropped (and counted in the metrics).
+    with a fine-tuned extractor, or ``None`` (catalog only).  A folder that does not exist yet is
+    trained first from ``extract_train`` (labelled titles, OA-Mine JSON lines) when given.
+    Distant supervision trains on a seeded ``1 - holdout`` share of the items (at most
+    ``extractor_max_items`` of them) and the held-out items score the extractor on text it never
+    saw.  Extracted values below ``min_confidence`` are dropped (and counted in the metrics).
+    Stages with nothing to work on are skipped and named in ``result.skipped``.  An earlier build
+    in ``out_dir`` is replaced only once the new one (tables and store) is complete, and only with
+    ``overwrite=True`` (the default here; ``kgwb kg build`` asks for ``--overwrite``).
     """
+    if out_dir is not None and _FINAL_DIR.get() is None:
+        # everything (the distant extractor too) is written into the folder output_dir gives
+        args, final = dict(locals()), Path(out_dir)
+        with output_dir(
+            final, kind="KG build", overwrite=overwrite, manifests=(BUILD_MANIFEST,)
+        ) as work:
+            token = _FINAL_DIR.set(final)
+            try:
+                result = build_kg(**{**args, "out_dir": work})
+            finally:
+                _FINAL_DIR.reset(token)
+        result.out_dir = final
+        return result
     config = {
         "dataset": dataset.name,
         "extract_model": str(extract_model) if extract_model is not None else None,
         "extract_fields": list(extract_fields),
+        "extract_train": str(extract_train) if extract_train else None,
         "extractor_epochs": extractor_epochs,
         "holdout": holdout,
         "extractor_max_items": extractor_max_items,
@@ -210,51 +440,40 @@ def build_kg(
         "encoder": encoder,
     }
     timings: dict[str, float] = {}
+    skipped: dict[str, str] = {}
     t = time.perf_counter()
     kg = catalog_graph(dataset, include_users=include_users)
     timings["catalog"] = time.perf_counter() - t
+    _catalog_note(dataset, kg, skipped)
 
     spans = None
     training = None
     heldout_ids: set[str] = set()
-    if extract_model is not None:
-        from kgwb.text.extract import load_extractor, train_extractor
+    fields = _extraction_fields(dataset, extract_model, extract_fields, skipped)
+    if fields:
+        from kgwb.text.extract import load_extractor
 
         t = time.perf_counter()
         if str(extract_model) == DISTANT:
-            records = distant_records(dataset, field=extract_fields[0])
-            # items held out of training score the extractor honestly on unseen text
-            ids = pd.Series(pd.unique(records["item_id"]))
-            held = set(ids.sample(frac=holdout, random_state=seed)) if holdout > 0 else set()
-            config["holdout_items"] = len(held)
-            heldout_ids = held
-            train_records = records[~records["item_id"].isin(held)]
-            if extractor_max_items is not None:  # cap training cost on large catalogs
-                keep_ids = pd.Series(pd.unique(train_records["item_id"]))
-                if len(keep_ids) > extractor_max_items:
-                    keep_ids = keep_ids.sample(n=extractor_max_items, random_state=seed)
-                train_records = train_records[train_records["item_id"].isin(set(keep_ids))]
-            trained = train_extractor(
-                train=train_records,
-                out_dir=(Path(out_dir) / "extractor") if out_dir else None,
-                model=encoder,
+            extractor, training, heldout_ids = _train_distant(
+                dataset,
+                fields[0],
+                holdout=holdout,
+                max_items=extractor_max_items,
+                out_dir=out_dir,
+                encoder=encoder,
                 epochs=extractor_epochs,
                 lr=extractor_lr,
                 seed=seed,
+                config=config,
             )
-            extractor = trained.extractor
-            training = {
-                "examples": trained.n_train,
-                "values": trained.n_train_values,
-                "values_not_in_text": trained.n_train_unplaced,
-                "seconds": round(trained.train_seconds, 2),
-                "final_loss": round(trained.losses[-1], 4) if trained.losses else None,
-            }
         else:
-            extractor = load_extractor(extract_model)
-        timings["extractor_training"] = time.perf_counter() - t
+            folder = ensure_extractor(extract_model, train=extract_train, seed=seed)
+            extractor = load_extractor(folder)
+        stage = "extractor_training" if training else "extractor_load"
+        timings[stage] = time.perf_counter() - t
         t = time.perf_counter()
-        spans = extract_spans(dataset, extractor, fields=extract_fields)
+        spans = extract_spans(dataset, extractor, fields=tuple(fields))
         timings["extraction"] = time.perf_counter() - t
         kept = spans[spans["confidence"] >= min_confidence]
         config["spans_below_min_confidence"] = int(len(spans) - len(kept))
@@ -265,9 +484,9 @@ def build_kg(
     res = None
     res_scores = None
     merged_nodes = None
-    if resolve:
+    cfg = resolution or ResolutionConfig(model=encoder)
+    if resolve and _resolve_types(kg, cfg, skipped):
         t = time.perf_counter()
-        cfg = resolution or ResolutionConfig(model=encoder)
         before = kg
         res = resolve_entities(kg, cfg)
         kg = res.kg
@@ -277,6 +496,31 @@ def build_kg(
             res_scores = _resolution_scores(res, before, dataset.truth["entity_variants"])
 
     kg.meta.update({"seed": seed, "config": config})
+    quality = _quality(kg, dataset, extract_fields, merged_nodes, heldout_ids)
+    result = KGBuildResult(
+        kg=kg,
+        quality=quality,
+        config=config,
+        timings=timings,
+        extraction_training=training,
+        resolution=res,
+        resolution_scores=res_scores,
+        spans=spans,
+        skipped=skipped,
+    )
+    if out_dir is not None:
+        result.write_into(Path(out_dir), final=_FINAL_DIR.get() or Path(out_dir), store=store)
+    return result
+
+
+def _quality(
+    kg: KnowledgeGraph,
+    dataset: Dataset,
+    extract_fields: tuple[str, ...],
+    merged_nodes: int | None,
+    heldout_ids: set[str],
+) -> dict[str, Any]:
+    """The quality report, scored against the dataset's truth tables when it has them."""
     truth = dataset.truth or None
     if truth and "attribute_spans" in truth:
         fields = set(extract_fields)
@@ -289,25 +533,4 @@ def build_kg(
         held_edges = kg.edges[kg.edges["item_id"].isin(heldout_ids)]
         held_truth = truth["attribute_spans"][truth["attribute_spans"]["item_id"].isin(heldout_ids)]
         quality["extraction_heldout"] = extraction_scores(held_edges, held_truth)
-    result = KGBuildResult(
-        kg=kg,
-        quality=quality,
-        config=config,
-        timings=timings,
-        extraction_training=training,
-        resolution=res,
-        resolution_scores=res_scores,
-        spans=spans,
-    )
-    if out_dir is not None:
-        target = result.save(out_dir)
-        if store:
-            from kgwb.kg.store import GraphStore, default_store_path
-
-            t = time.perf_counter()
-            path = default_store_path(target / "kg")
-            GraphStore.build(kg, path, overwrite=True).close()
-            result.store_path = path
-            timings["store"] = time.perf_counter() - t
-            result.save(target)
-    return result
+    return quality

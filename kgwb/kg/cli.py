@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from kgwb.errors import KgwbError
@@ -25,6 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "default) or 'none' (catalog only)",
     )
     b.add_argument(
+        "--extract-train",
+        default=None,
+        help="labelled titles (OA-Mine JSON lines) to train --extract-model FOLDER from when "
+        "that folder does not exist yet",
+    )
+    b.add_argument(
+        "--extract-fields",
+        default="title",
+        help="comma-separated item text fields to extract from (default: title)",
+    )
+    b.add_argument(
         "--extract-epochs", type=int, default=5, help="epochs for --extract-model distant"
     )
     b.add_argument(
@@ -39,6 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--no-store", action="store_true", help="do not build the LadybugDB store")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--out", required=True, help="output folder")
+    b.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the KG already built in --out (tables and store are swapped in together,"
+        " only once the new ones are complete)",
+    )
     b.set_defaults(func=_build)
 
     q = kg_sub.add_parser("query", help="run Cypher against a built KG's store; prints JSON rows")
@@ -65,6 +83,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("kg_dir")
     s.set_defaults(func=_stats)
 
+    from kgwb.language_cli import register_check
+
+    register_check(kg_sub)
+
 
 def kg_folder(path: str | Path) -> Path:
     """The saved KG inside a build folder (``DIR/kg``) or ``DIR`` itself."""
@@ -77,16 +99,33 @@ def kg_folder(path: str | Path) -> Path:
 
 
 def _build(args: argparse.Namespace) -> int:
+    import logging
+
+    from kgwb.atomic import check_output_dir, check_output_not_input
     from kgwb.cli import print_json
     from kgwb.data import load_dataset
     from kgwb.kg.build import build_kg
 
+    check_output_not_input(args.out, [args.dataset, args.extract_model])
+    check_output_dir(
+        args.out, kind="KG build", overwrite=args.overwrite, manifests=("kg_build.json",)
+    )
     options = {"seed": args.seed} if str(args.dataset).startswith("sample") else {}
     ds = load_dataset(args.dataset, format=args.format, **options)
     model = None if args.extract_model.lower() == "none" else args.extract_model
+    # progress on stderr: the extractor logs one line per training epoch
+    logging.basicConfig(level=logging.INFO, format="kgwb: %(message)s", stream=sys.stderr)
+    if model == "distant":
+        print(
+            f"kgwb: building the KG of {ds.name}: fine-tuning the distant extractor "
+            f"({args.extract_epochs} epochs), then extraction and resolution",
+            file=sys.stderr,
+        )
     result = build_kg(
         dataset=ds,
         extract_model=model,
+        extract_fields=tuple(f.strip() for f in args.extract_fields.split(",") if f.strip()),
+        extract_train=args.extract_train,
         extractor_epochs=args.extract_epochs,
         extractor_max_items=args.extract_max_items,
         resolve=not args.no_resolve,
@@ -95,7 +134,10 @@ def _build(args: argparse.Namespace) -> int:
         out_dir=args.out,
         seed=args.seed,
         encoder=args.encoder,
+        overwrite=args.overwrite,
     )
+    for note in result.skipped.values():
+        print(f"kgwb: {note}", file=sys.stderr)
     print_json({"out": str(result.out_dir), "store": str(result.store_path), **result.metrics})
     return 0
 
@@ -124,10 +166,12 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from kgwb.atomic import check_output_not_input
     from kgwb.cli import print_json
     from kgwb.kg.export import export
     from kgwb.kg.model import KnowledgeGraph
 
+    check_output_not_input(args.out, [args.kg_dir])
     kg = KnowledgeGraph.load(kg_folder(args.kg_dir))
     written = export(kg, args.format, args.out)
     print_json({"format": args.format, "written": [str(p) for p in written]})

@@ -37,6 +37,7 @@ nodes), :func:`to_pyg_hetero` (PyTorch Geometric ``HeteroData``) and :func:`to_p
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -46,6 +47,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from kgwb.atomic import atomic_file, write_text
 from kgwb.errors import DataError, UnknownNameError
 from kgwb.kg.model import KnowledgeGraph
 
@@ -141,7 +143,7 @@ def to_neo4j(kg: KnowledgeGraph, out_dir: str | Path, *, batch_size: int = 10_00
         return _native(value) if _present(value) else None
 
     nodes_csv = out / "nodes.csv"
-    with nodes_csv.open("w", newline="", encoding="utf-8") as f:
+    with atomic_file(nodes_csv) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(NEO4J_NODE_HEADER)
         for nid, ntype, name in nodes[["node_id", "type", "name"]].itertuples(index=False):
@@ -151,7 +153,7 @@ def to_neo4j(kg: KnowledgeGraph, out_dir: str | Path, *, batch_size: int = 10_00
     edges_csv = out / "edges.csv"
     cols = ["head", "tail", "relation", "relation", "source", "confidence"]
     cols += ["item_id", "field", "start", "end", "text", "extractor"]
-    with edges_csv.open("w", newline="", encoding="utf-8") as f:
+    with atomic_file(edges_csv) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(NEO4J_EDGE_HEADER)
         for row in kg.edges[cols].astype(object).itertuples(index=False):
@@ -160,7 +162,7 @@ def to_neo4j(kg: KnowledgeGraph, out_dir: str | Path, *, batch_size: int = 10_00
             w.writerow(values)
 
     script = out / "import.cypher"
-    script.write_text(_neo4j_script(labels, rel_types, batch_size), encoding="utf-8")
+    write_text(script, _neo4j_script(labels, rel_types, batch_size))
     return [nodes_csv, edges_csv, script]
 
 
@@ -219,8 +221,8 @@ def to_rdf(
         raise UnknownNameError("RDF format", format, list(RDF_FORMATS))
     graph = to_rdflib(kg, base=base, provenance=provenance)
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    graph.serialize(destination=str(out), format=format, encoding="utf-8")
+    with atomic_file(out) as tmp:
+        graph.serialize(destination=str(tmp), format=format, encoding="utf-8")
     return out
 
 
@@ -323,8 +325,12 @@ def to_graphml(kg: KnowledgeGraph, path: str | Path) -> Path:
     import networkx as nx
 
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    nx.write_graphml(to_networkx(kg), out)
+    with atomic_file(out) as tmp, open(tmp, "wb") as f:
+        if out.suffix == ".gz":  # what networkx does for a .gz path
+            with gzip.GzipFile(fileobj=f, mode="wb") as zipped:
+                nx.write_graphml(to_networkx(kg), zipped)
+        else:
+            nx.write_graphml(to_networkx(kg), f)
     return out
 
 
@@ -439,7 +445,7 @@ def to_recbole(
                     line=i + 2,
                     column=col,
                 )
-        with path.open("w", encoding="utf-8", newline="") as f:
+        with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
             f.write("\t".join(table.columns) + "\n")
             for row in table.itertuples(index=False):
                 f.write("\t".join(row) + "\n")

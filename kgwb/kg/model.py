@@ -111,25 +111,40 @@ class KnowledgeGraph:
             raise DataError("edge confidence outside [0, 1]", column="confidence")
 
     # ----------------------------------------------------------------- storage
-    def save(self, directory: str | Path) -> Path:
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        self.nodes.to_parquet(out / "nodes.parquet", index=False)
-        self.edges.to_parquet(out / "edges.parquet", index=False)
-        (out / "kg.json").write_text(json.dumps({"meta": self.meta}, indent=2, default=str) + "\n")
-        return out
+    def save(self, directory: str | Path, *, overwrite: bool = True) -> Path:
+        """Write ``nodes.parquet``, ``edges.parquet`` and ``kg.json`` (last) into ``directory``.
+
+        An earlier KG there (with its store) is replaced as a whole once the new one is complete,
+        or kept with an :class:`~kgwb.errors.OutputError` when ``overwrite`` is false.
+        """
+        from kgwb.atomic import output_dir, write_json, write_with
+
+        final = Path(directory)
+        with output_dir(
+            final, kind="knowledge graph", overwrite=overwrite, manifests=("kg.json",)
+        ) as out:
+            write_with(out / "nodes.parquet", lambda p: self.nodes.to_parquet(p, index=False))
+            write_with(out / "edges.parquet", lambda p: self.edges.to_parquet(p, index=False))
+            write_json(out / "kg.json", {"meta": self.meta})
+        return final
 
     @classmethod
     def load(cls, directory: str | Path) -> KnowledgeGraph:
         src = Path(directory)
         if not (src / "kg.json").is_file():
             raise DataError("not a saved kgwb knowledge graph (no kg.json)", file=src)
-        meta = json.loads((src / "kg.json").read_text()).get("meta", {})
-        return cls(
-            nodes=pd.read_parquet(src / "nodes.parquet"),
-            edges=pd.read_parquet(src / "edges.parquet"),
-            meta=meta,
-        )
+        try:
+            meta = json.loads((src / "kg.json").read_text()).get("meta", {})
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise DataError(f"damaged kg.json: {e}", file=src / "kg.json") from None
+        tables = {}
+        for name in ("nodes", "edges"):
+            path = src / f"{name}.parquet"
+            try:
+                tables[name] = pd.read_parquet(path)
+            except Exception as e:  # missing or damaged: pyarrow raises several types
+                raise DataError(f"cannot read the saved KG: {e}", file=path) from None
+        return cls(nodes=tables["nodes"], edges=tables["edges"], meta=meta)
 
     # ------------------------------------------------------------------ views
     def node_types(self) -> pd.Series:

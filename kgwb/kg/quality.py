@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from kgwb.errors import ConfigError
 from kgwb.kg.catalog import normalise_series, relation_for
 from kgwb.kg.model import KnowledgeGraph, normalise_edges
 
@@ -27,7 +28,7 @@ def extracted_graph_part(
     """
     missing = [c for c in SPAN_COLUMNS if c not in spans.columns]
     if missing:
-        raise ValueError(f"spans lack column(s) {missing}; expected {list(SPAN_COLUMNS)}")
+        raise ConfigError(f"spans lack column(s) {missing}; expected {list(SPAN_COLUMNS)}")
     s = spans.dropna(subset=["value"])
     norm_val = normalise_series(s["value"])
     keep = norm_val != ""
@@ -68,10 +69,9 @@ def add_part(kg: KnowledgeGraph, nodes: pd.DataFrame, edges: pd.DataFrame) -> Kn
 def attribute_coverage(kg: KnowledgeGraph, items: pd.DataFrame) -> pd.DataFrame:
     """Per category and attribute relation: share of the category's items with such an edge,
     split by edge source (catalog / extracted / either)."""
+    columns = ["category", "relation", "items", "catalog", "extracted", "any"]
     if "category" not in items.columns:
-        return pd.DataFrame(
-            columns=["category", "relation", "items", "catalog", "extracted", "any"]
-        )
+        return pd.DataFrame(columns=columns)
     e = kg.edges[
         kg.edges["relation"].str.startswith("has_") & kg.edges["head"].str.startswith("item:")
     ]
@@ -93,6 +93,8 @@ def attribute_coverage(kg: KnowledgeGraph, items: pd.DataFrame) -> pd.DataFrame:
                 "any": round(g["item_id"].nunique() / n, 4) if n else 0.0,
             }
         )
+    if not rows:  # no attribute edges (a catalog of brands and categories only) or no categories
+        return pd.DataFrame(columns=columns)
     return pd.DataFrame(rows).sort_values(["category", "relation"]).reset_index(drop=True)
 
 

@@ -42,9 +42,9 @@ version, counts).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -52,7 +52,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from kgwb.errors import KgwbError
+from kgwb.atomic import clean_leftovers, swap_in, write_json
+from kgwb.errors import ConfigError, KgwbError
 from kgwb.kg.model import KnowledgeGraph
 
 SCHEMA_VERSION = 1
@@ -201,7 +202,10 @@ class GraphStore:
         if validate:
             kg.validate()
         target.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+        clean_leftovers(target)  # what a killed build left beside it
+        work = target.with_name(f".{target.name}.building-{os.getpid()}")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
         try:
             t0 = time.perf_counter()
             staging = work / "staging"
@@ -230,10 +234,8 @@ class GraphStore:
                 "ladybug_version": getattr(ladybug, "__version__", "unknown"),
                 "kg_meta": kg.meta,
             }
-            (work / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
-            if target.exists():
-                shutil.rmtree(target)
-            work.rename(target)
+            write_json(work / META_FILE, meta)
+            swap_in(work, target)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
@@ -383,7 +385,7 @@ class GraphStore:
         is the head), source, confidence, and the provenance columns.
         """
         if direction not in ("out", "in", "both"):
-            raise ValueError(f"direction must be 'out', 'in' or 'both', not {direction!r}")
+            raise ConfigError(f"direction must be 'out', 'in' or 'both', not {direction!r}")
         params: dict[str, Any] = {
             "id": node_id,
             "min_confidence": float(min_confidence),

@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+from kgwb.errors import ConfigError
+
 OUTSIDE = "O"
 #: label id that the loss ignores (special tokens, category tokens, padding)
 IGNORE_INDEX = -100
@@ -83,7 +85,7 @@ def locate_values(
     Returns ``(spans sorted by start, unplaced pairs)``.
     """
     if occurrences not in ("first", "all"):
-        raise ValueError(f"occurrences must be 'first' or 'all', not {occurrences!r}")
+        raise ConfigError(f"occurrences must be 'first' or 'all', not {occurrences!r}")
     pairs = [(str(a), str(v).strip()) for a, v in values]
     order = sorted(range(len(pairs)), key=lambda k: -len(pairs[k][1]))
     taken = [False] * len(text)
@@ -154,9 +156,9 @@ def token_labels(
     ``"all"`` (the default) labels every piece.
     """
     if subwords not in ("all", "first"):
-        raise ValueError(f"subwords must be 'all' or 'first', not {subwords!r}")
+        raise ConfigError(f"subwords must be 'all' or 'first', not {subwords!r}")
     if subwords == "first" and word_ids is None:
-        raise ValueError("subwords='first' needs the tokenizer's word_ids")
+        raise ConfigError("subwords='first' needs the tokenizer's word_ids")
     ordered = sorted(spans)
     labels: list[str | None] = []
     previous_word = None

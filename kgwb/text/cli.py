@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--test", default=None, help="labelled titles to score on (JSON lines)")
     train.add_argument("--out", required=True, help="output folder")
     train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the extractor already in --out (swapped in once the new one is complete)",
+    )
+    train.add_argument(
         "--model",
         default=None,
         help=f"encoder to start from: a Hugging Face name or local folder (default: the bundled {DEFAULT_ENCODER})",
@@ -57,6 +62,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.0,
         help="hold out this share of each category's --train titles to pick the best epoch "
         "(e.g. 0.1; default 0: keep the last epoch)",
+    )
+    train.add_argument(
+        "--ensemble",
+        type=int,
+        default=3,
+        help="train this many models (seeds SEED, SEED+1, ...) and average their predictions "
+        "(default 3: about +3 slot micro-F1 on OA-Mine for 3x the time; 1 = one model)",
     )
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -109,9 +121,14 @@ def _setup_logging() -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from kgwb.atomic import check_output_dir, check_output_not_input
     from kgwb.cli import print_json
-    from kgwb.text.extract import train_extractor
+    from kgwb.text.extract import RUN_MANIFESTS, train_extractor
 
+    check_output_not_input(args.out, [args.train, args.test, args.valid, args.model])
+    check_output_dir(
+        args.out, kind="extractor run", overwrite=args.overwrite, manifests=RUN_MANIFESTS
+    )
     _setup_logging()
     options = {
         "epochs": args.epochs,
@@ -120,6 +137,7 @@ def _train(args: argparse.Namespace) -> int:
         "max_length": args.max_length,
         "label_scheme": args.label_scheme,
         "num_threads": args.threads,
+        "ensemble": args.ensemble,
     }
     result = train_extractor(
         train=args.train,

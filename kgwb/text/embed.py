@@ -33,6 +33,7 @@ def embed_texts(
     batch_size: int = 128,
     max_length: int = 128,
     device: str | None = None,
+    progress: bool = False,
     engine: str = "local",
     address: str | None = None,
     workers: int | None = None,
@@ -73,7 +74,15 @@ def embed_texts(
     dev = resolve_device(device)
     tokenizer, enc = _load(resolve_encoder(model), dev)
     out = np.zeros((len(uniques), enc.config.hidden_size), dtype=np.float32)
-    for idx in chunks:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        chunks,
+        desc="encoding texts",
+        unit="batch",
+        disable=not progress or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes"),
+    )
+    for idx in bar:
         out[idx] = embed_batch(tokenizer, enc, [uniques[i] for i in idx], max_length, dev)
     return out[inverse.reshape(-1)]
 

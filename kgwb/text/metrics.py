@@ -24,6 +24,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from kgwb.errors import ConfigError
+
 Targets = Mapping[str, "str | Sequence[str]"]
 
 OUTCOMES = ("nn", "nv", "vn", "vc", "vw")
@@ -114,9 +116,9 @@ def slot_scores(
     are ignored.  ``unit`` is ``"percent"`` (0-100) or ``"fraction"`` (0-1).
     """
     if unit not in ("percent", "fraction"):
-        raise ValueError(f"unit must be 'percent' or 'fraction', not {unit!r}")
+        raise ConfigError(f"unit must be 'percent' or 'fraction', not {unit!r}")
     if not (len(targets) == len(predictions) == len(categories)):
-        raise ValueError(
+        raise ConfigError(
             f"targets, predictions and categories differ in length: "
             f"{len(targets)}, {len(predictions)}, {len(categories)}"
         )

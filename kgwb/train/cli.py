@@ -26,7 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=200, help="maximum epochs (default 200)")
     p.add_argument("--dim", type=int, default=64, help="embedding size (default 64)")
     p.add_argument("--layers", type=int, default=2, help="propagation layers (default 2)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=0.01,
+        help="Adam learning rate (default 0.01, the notebooks' value, chosen on the sample; "
+        "1e-3 suits amazon-beauty)",
+    )
     p.add_argument("--batch-size", type=int, default=2048, help="BPR batch size (default 2048)")
     p.add_argument("--reg", type=float, default=1e-4, help="L2 weight on batch embeddings")
     p.add_argument(
@@ -62,6 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "across machines use torchrun ... -m kgwb train (see README)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (swapped in only once the new run is complete)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--save-top-k",
@@ -85,6 +96,20 @@ MODEL_NAMES = (
 
 
 def _train(args: argparse.Namespace) -> int:
+    import os
+
+    from kgwb.atomic import check_output_dir, check_output_not_input
+    from kgwb.train.recommend import RUN_MANIFESTS
+
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone checks (and writes)
+        check_output_not_input(args.out, [args.dataset])
+        check_output_dir(
+            args.out,
+            kind="training run",
+            overwrite=args.overwrite,
+            resume=args.resume,
+            manifests=RUN_MANIFESTS,
+        )
     if args.nproc > 1:
         from kgwb.train.distributed import launch
 
@@ -94,6 +119,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_rank(args: argparse.Namespace) -> int:
+    from kgwb.atomic import write_with
     from kgwb.cli import print_json
     from kgwb.data import load_dataset
     from kgwb.train.distributed import context_from_env
@@ -102,7 +128,6 @@ def _train_rank(args: argparse.Namespace) -> int:
 
     fanouts = parse_fanouts(args.fanout, args.layers)  # a bad value fails before any work
     ddp = context_from_env(args.device)
-
     options = {"seed": args.seed} if str(args.dataset).startswith("sample") else {}
     dataset = load_dataset(args.dataset, format=args.format, **options)
     model = args.model
@@ -123,6 +148,7 @@ def _train_rank(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         patience=args.patience,
         resume=args.resume,
+        overwrite=args.overwrite,
         progress=not args.no_progress,
         sampler=args.sampler,
         fanouts=fanouts,
@@ -139,8 +165,14 @@ def _train_rank(args: argparse.Namespace) -> int:
         ]
         import pandas as pd
 
-        pd.concat(parts, ignore_index=True).to_parquet(
-            result.out_dir / "recommendations.parquet", index=False
+        top = pd.concat(parts, ignore_index=True)
+        write_with(
+            result.out_dir / "recommendations.parquet", lambda p: top.to_parquet(p, index=False)
+        )
+    if result.out_dir is not None and "title" in dataset.items.columns:
+        # what `kgwb recommend --run DIR` names the items with
+        dataset.items[["item_id", "title"]].astype({"item_id": str}).to_parquet(
+            result.out_dir / "item_titles.parquet", index=False
         )
     print_json({"out": str(result.out_dir), **result.metrics})
     return 0

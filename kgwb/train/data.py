@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from kgwb.data.schema import Dataset
-from kgwb.errors import DataError
+from kgwb.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from kgwb.kg.model import KnowledgeGraph
@@ -68,7 +68,7 @@ class InteractionData:
 
     def split(self, name: str) -> np.ndarray:
         if name not in SPLIT_NAMES:
-            raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLIT_NAMES)}")
+            raise ConfigError(f"unknown split {name!r}; choose one of {', '.join(SPLIT_NAMES)}")
         return getattr(self, name)
 
     def user_index(self, user_ids) -> np.ndarray:
@@ -267,7 +267,7 @@ def build_collab_kg(
     """
     if kg is None:
         if dataset is None:
-            raise ValueError("build_collab_kg needs a dataset or a knowledge graph")
+            raise ConfigError("build_collab_kg needs a dataset or a knowledge graph")
         from kgwb.kg.catalog import catalog_graph
 
         kg = catalog_graph(dataset)

@@ -14,7 +14,7 @@ interactions only     LightGCN (no KG)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class ExperimentResult:
 
     table: pd.DataFrame
     results: dict[str, Any]
+    skipped: dict[str, str] = field(default_factory=dict)  # step -> why it did not run
 
     def curves(self) -> pd.DataFrame:
         """Learning curves of all runs in long form (run, epoch, loss, valid metrics)."""
@@ -42,8 +43,12 @@ class ExperimentResult:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def metrics(self) -> dict[str, Any]:
-        """``{run: {test/valid metrics, best_epoch, seconds_per_epoch}}`` for the pipeline."""
-        return {name: res.metrics for name, res in self.results.items()}
+        """``{run: {test/valid metrics, best_epoch, seconds_per_epoch}}`` for the pipeline
+        (and ``skipped``: the steps that did not run, with why)."""
+        out: dict[str, Any] = {name: res.metrics for name, res in self.results.items()}
+        if self.skipped:
+            out["skipped"] = dict(self.skipped)
+        return out
 
 
 def _row(name: str, res: Any) -> dict[str, Any]:
@@ -103,6 +108,7 @@ def kg_ablation(
     **train_options: Any,
 ) -> ExperimentResult:
     """Interactions only → + catalog KG → + extracted KG → + text features (module docstring)."""
+    from kgwb.kg.build import item_text_fields
     from kgwb.train.recommend import train_recommender
 
     has_extracted = bool((kg.edges["source"] == "extracted").any())
@@ -115,7 +121,11 @@ def kg_ablation(
             ("+ extracted KG", kg_model, kg_subset(kg, ("catalog", "dataset", "extracted")))
         )
     full = steps[-1][2]
-    steps.append(("+ text features", f"{kg_model}+text", full))
+    skipped = {}
+    if item_text_fields(dataset.items, ("title",)):
+        steps.append(("+ text features", f"{kg_model}+text", full))
+    else:
+        skipped["+ text features"] = "text features skipped: the catalog has no item titles"
     results, rows = {}, []
     for name, model, graph in steps:
         folder = None
@@ -126,4 +136,4 @@ def kg_ablation(
         )
         results[name] = res
         rows.append(_row(name, res))
-    return ExperimentResult(table=pd.DataFrame(rows), results=results)
+    return ExperimentResult(table=pd.DataFrame(rows), results=results, skipped=skipped)

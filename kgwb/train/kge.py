@@ -11,8 +11,8 @@ Triples sources (``triples=``):
   :class:`~kgwb.data.schema.Dataset` with a ``kg`` table, or a DataFrame with head/relation/tail;
 - a path: a text file of triples (one ``head<TAB>relation<TAB>tail`` per line, or whitespace
   separated when a line has no tab, as KGAT's ``kg_final.txt``), a saved kgwb knowledge graph
-  (folder with ``kg.json``), a saved kgwb dataset (``dataset.json``) or a KGAT folder
-  (``kg_final.txt``);
+  (folder with ``kg.json``, or a ``kgwb kg build --out DIR`` folder, whose graph is
+  ``DIR/kg``), a saved kgwb dataset (``dataset.json``) or a KGAT folder (``kg_final.txt``);
 - the name of a benchmark graph bundled in the PyKEEN wheel (:data:`BUNDLED_DATASETS`), which
   keeps its published train/valid/test split.
 
@@ -25,8 +25,9 @@ PyKEEN and torch are imported inside functions, so importing kgwb stays light.
 
 from __future__ import annotations
 
+import contextlib
 import gc
-import json
+import logging
 import os
 import tempfile
 import time
@@ -86,6 +87,21 @@ class KGEConfigError(KgwbError, ValueError):
 # result
 
 
+@contextlib.contextmanager
+def _quiet_pykeen():
+    """Only errors from PyKEEN's loggers: its INFO/WARNING records (checkpoint paths in the
+    scratch folder, CPU batch-size and memory-utilisation notes) are noise in notebooks and logs."""
+    loggers = [logging.getLogger(name) for name in ("pykeen", "torch_max_mem")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 @dataclass
 class KGEResult:
     """Outcome of :func:`train_kge`: metrics, the configuration and PyKEEN's pipeline result."""
@@ -127,28 +143,39 @@ class KGEResult:
             self.model.relation_representations[0], self.training.relation_id_to_label, "relation"
         )
 
-    def save(self, out_dir: str | os.PathLike[str] | None = None) -> Path:
-        """Write ``metrics.json``, ``config.json`` (config, seed, versions), ``losses.json``,
-        ``entity_embeddings.parquet`` and PyKEEN's own ``save_to_directory`` output under
-        ``pykeen/``; returns the folder."""
+    def save(
+        self, out_dir: str | os.PathLike[str] | None = None, *, overwrite: bool = True
+    ) -> Path:
+        """Write ``config.json`` (config, seed, versions), ``losses.json``,
+        ``entity_embeddings.parquet``, PyKEEN's own ``save_to_directory`` output under
+        ``pykeen/`` and ``metrics.json`` (last); an earlier run in the folder is replaced as a
+        whole once the new one is complete.  Returns the folder."""
+        from kgwb.atomic import output_dir, write_with
+
         target = Path(out_dir) if out_dir is not None else self.out_dir
         if target is None:
-            raise ValueError("no output folder given")
-        target.mkdir(parents=True, exist_ok=True)
-        _write_json(target / "metrics.json", self.metrics)
-        _write_json(
-            target / "config.json",
-            {"config": self.config, "seed": self.config["seed"], "versions": self.versions},
-        )
-        _write_json(target / "losses.json", self.losses)
-        self.entity_embeddings().to_parquet(target / "entity_embeddings.parquet")
-        self.pipeline_result.save_to_directory(target / "pykeen")
+            raise KGEConfigError("no output folder given")
+        with output_dir(
+            target, kind="KG embedding run", overwrite=overwrite, manifests=("metrics.json",)
+        ) as work:
+            _write_json(
+                work / "config.json",
+                {"config": self.config, "seed": self.config["seed"], "versions": self.versions},
+            )
+            _write_json(work / "losses.json", self.losses)
+            embeddings = self.entity_embeddings()
+            write_with(work / "entity_embeddings.parquet", embeddings.to_parquet)
+            with _quiet_pykeen():
+                self.pipeline_result.save_to_directory(work / "pykeen")
+            _write_json(work / "metrics.json", self.metrics)
         self.out_dir = target
         return target
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+    from kgwb.atomic import write_json
+
+    write_json(path, obj)
 
 
 def _embedding_frame(representation: Any, id_to_label: dict[int, str], kind: str) -> pd.DataFrame:
@@ -264,6 +291,8 @@ def load_triples(
             expected=f"a triples file, a kgwb KG/dataset folder, or one of {', '.join(BUNDLED_DATASETS)}",
         )
     if p.is_dir():
+        if (p / "kg" / "kg.json").is_file() and not (p / "kg.json").is_file():
+            p = p / "kg"  # a `kgwb kg build --out DIR` folder: its graph is DIR/kg
         if (p / "kg.json").is_file():
             frame = KnowledgeGraph.load(p).triples(sources=sources)
             return _triples_frame(frame, f"knowledge graph {p}"), None, str(p)
@@ -274,7 +303,8 @@ def load_triples(
         raise DataError(
             "folder holds no triples",
             file=p,
-            expected="kg.json (kgwb KG), dataset.json (kgwb dataset) or kg_final.txt (KGAT)",
+            expected="kg.json or kg/kg.json (kgwb KG), dataset.json (kgwb dataset) or "
+            "kg_final.txt (KGAT)",
         )
     return read_triples_file(p), None, str(p)
 
@@ -485,8 +515,11 @@ def train_kge(
         # walks ~450k long-lived objects (~0.5 s per epoch).  Freezing them skips that walk.
         gc.freeze()
         started = time.perf_counter()
+        # PyKEEN's INFO/WARNING records (checkpoint paths in the scratch folder, CPU batch-size
+        # and memory-utilisation notes) are noise in notebooks and logs: only errors pass.
         try:
-            result = pipeline(**pipeline_kwargs)
+            with _quiet_pykeen():
+                result = pipeline(**pipeline_kwargs)
         finally:
             wall_seconds = time.perf_counter() - started
             gc.unfreeze()

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--triples",
         required=True,
         metavar="SOURCE",
-        help="a triples file (head<TAB>relation<TAB>tail), a saved kgwb KG or dataset folder, a "
+        help="a triples file (head<TAB>relation<TAB>tail), a `kgwb kg build --out` folder (or its "
+        "kg/ subfolder), a saved kgwb dataset folder, a "
         f"KGAT folder, or a bundled PyKEEN dataset ({_BUNDLED})",
     )
     p.add_argument("--model", default="transe", help=f"one of {_MODEL_NAMES} (default transe)")
@@ -60,12 +61,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "metrics.json counts them either way (test_reverse_in_train)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (swapped in once the new run is complete)",
+    )
     p.set_defaults(func=_kge)
 
 
 def _kge(args: argparse.Namespace) -> int:
+    from kgwb.atomic import check_output_dir, check_output_not_input
     from kgwb.cli import print_json
     from kgwb.train.kge import train_kge
+
+    check_output_not_input(args.out, [args.triples])
+    check_output_dir(
+        args.out, kind="KG embedding run", overwrite=args.overwrite, manifests=("metrics.json",)
+    )
 
     sources = (
         tuple(s.strip() for s in args.sources.split(",") if s.strip()) if args.sources else None

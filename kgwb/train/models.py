@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from kgwb.errors import UnknownNameError
+from kgwb.errors import ConfigError, UnknownNameError
 from kgwb.train.data import CollabKG, InteractionData
 
 
@@ -119,7 +119,7 @@ class Recommender(nn.Module):
         self.n_users, self.n_items, self.dim, self.layers = data.n_users, data.n_items, dim, layers
         if text_features is not None:
             if text_features.shape[0] != data.n_items:
-                raise ValueError(
+                raise ConfigError(
                     f"text_features has {text_features.shape[0]} rows, expected one per item "
                     f"({data.n_items})"
                 )
@@ -330,7 +330,7 @@ class KGAT(Recommender):
     ) -> None:
         super().__init__(data, **kw)
         if kg is None:
-            raise ValueError("the kgat model needs a collaborative KG (kg=...)")
+            raise ConfigError("the kgat model needs a collaborative KG (kg=...)")
         self.n_entities, self.n_relations = kg.n_entities, max(kg.n_relations, 1)
         self.neighbors, self.kg_loss_weight = neighbors, kg_loss_weight
         self.user_emb = nn.Embedding(self.n_users, self.dim)

@@ -30,6 +30,7 @@ import math
 import os
 import sys
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,10 @@ import numpy as np
 import pandas as pd
 from torch import nn  # (kgwb.train.models imports torch anyway)
 
+from kgwb.atomic import output_dir, write_json, write_with
 from kgwb.data.schema import Dataset
 from kgwb.device import resolve_device
-from kgwb.errors import DataError, KgwbError
+from kgwb.errors import ConfigError, DataError, KgwbError
 from kgwb.runinfo import environment_info
 from kgwb.train.data import (
     CollabKG,
@@ -59,6 +61,10 @@ REPORTED_METRICS = tuple(
     f"{m}@{k}" for k in DEFAULT_KS for m in ("recall", "ndcg", "hit", "precision")
 )
 CHECKPOINT_DIR = "checkpoints"
+#: files that mark a folder as a training run (older runs carry no kgwb marker)
+RUN_MANIFESTS = ("metrics.json", CHECKPOINT_DIR)
+#: the folder a staged run will be moved to, while it is written elsewhere
+_FINAL_DIR: ContextVar[Path | None] = ContextVar("kgwb_train_final_dir", default=None)
 
 
 class CheckpointError(KgwbError):
@@ -168,10 +174,8 @@ class RecommenderResult:
         """Write ``metrics.json`` (metrics, config, learning curve, versions) into ``out_dir``."""
         target = Path(out_dir) if out_dir is not None else self.out_dir
         if target is None:
-            raise ValueError("no output folder given")
-        target.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(_json_safe(self.to_dict()), indent=2, default=str) + "\n"
-        (target / "metrics.json").write_text(text)
+            raise ConfigError("no output folder given")
+        write_json(target / "metrics.json", _json_safe(self.to_dict()))
         self.out_dir = target
         return target
 
@@ -264,7 +268,7 @@ def _save_weights(model, path: Path) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path))
+    write_with(path, lambda tmp: save_file(state, str(tmp)))
 
 
 def _load_weights(model, path: Path, device) -> None:
@@ -296,6 +300,7 @@ def train_recommender(
     progress: bool = True,
     eval_batch_size: int = 1024,
     model_options: dict[str, Any] | None = None,
+    overwrite: bool = True,
     sampler: str = "full",
     fanouts: str | tuple[int, ...] = (15, 10),
     distributed: DistContext | None = None,
@@ -314,7 +319,28 @@ def train_recommender(
     ``distributed`` (:func:`kgwb.train.distributed.context_from_env`) makes this process one
     rank of a data-parallel run (:mod:`kgwb.train.distributed`); only rank 0 evaluates, writes
     and returns the result (the other ranks return None).
+
+    ``out_dir``: a new folder is written in place (``resume=True`` continues it after a kill);
+    an earlier run there is replaced only with ``overwrite=True`` (the default here; ``kgwb
+    train`` asks for ``--overwrite``), and then only once the new run is complete.
     """
+    main_rank = distributed is None or distributed.is_main  # other ranks write nothing
+    if out_dir is not None and _FINAL_DIR.get() is None and main_rank:
+        args, final = dict(locals()), Path(out_dir)
+        with output_dir(
+            final,
+            kind="training run",
+            overwrite=overwrite,
+            resume=resume,
+            manifests=RUN_MANIFESTS,
+        ) as work:
+            token = _FINAL_DIR.set(final)
+            try:
+                result = train_recommender(**{**args, "out_dir": work})
+            finally:
+                _FINAL_DIR.reset(token)
+        result.out_dir = final
+        return result
     import torch
 
     model_cls, with_text = parse_model_name(model)
@@ -408,7 +434,7 @@ def train_recommender(
         state_file = ckpt_dir / "train_state.json"
         if not state_file.is_file():
             raise CheckpointError(f"nothing to resume: {state_file} not found")
-        saved = json.loads(state_file.read_text())
+        saved = _read_json(state_file)
         for key in ("dataset", "model", "dim", "layers", "lr", "batch_size", "reg", "seed"):
             if saved["config"].get(key) != config[key]:
                 raise CheckpointError(
@@ -527,9 +553,12 @@ def train_recommender(
             )
             if ckpt_dir is not None:
                 _save_weights(net, _state_path(ckpt_dir, "last"))
-                torch.save(optimizer.state_dict(), ckpt_dir / "last_optimizer.pt")
+                write_with(
+                    ckpt_dir / "last_optimizer.pt",
+                    lambda tmp: torch.save(optimizer.state_dict(), tmp),
+                )
                 state = {"epoch": epoch, "config": config, "curve": curve, "best": best}
-                (ckpt_dir / "train_state.json").write_text(json.dumps(_json_safe(state), indent=1))
+                write_json(ckpt_dir / "train_state.json", _json_safe(state), indent=1)
             if best["bad"] >= patience:
                 log.info("early stop at epoch %d (best %d)", epoch, best["epoch"])
                 break
@@ -572,7 +601,10 @@ def train_recommender(
         seed=seed,
         config=config,
         stats=data.stats,
-        checkpoint=checkpoint,
+        # where the run will live (a staged run is written elsewhere, then moved there)
+        checkpoint=None
+        if checkpoint is None
+        else (_FINAL_DIR.get() or out) / CHECKPOINT_DIR / checkpoint.name,
         out_dir=out,
     )
     if out is not None:
@@ -598,6 +630,17 @@ class _TrainStep(nn.Module):
         if aux is not None:
             loss = loss + aux
         return loss, bpr, l2, aux
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object kgwb wrote; a damaged one is a CheckpointError naming the file."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: damaged ({e}); train again without --resume") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: damaged (not a JSON object)")
+    return obj
 
 
 def _adam(net, lr: float):
@@ -650,20 +693,17 @@ def _save_inputs(ckpt_dir: Path, model: str, data: InteractionData, ckg, feature
     tensors = {name: torch.as_tensor(data.split(name)).contiguous() for name in SPLIT_KEYS}
     if ckg is not None:
         tensors["kg_triples"] = torch.as_tensor(ckg.triples, dtype=torch.long).contiguous()
-        pd.DataFrame({"entity_id": pd.array(ckg.entity_ids, dtype="string")}).to_parquet(
-            ckpt_dir / "entities.parquet", index=False
-        )
+        entities = pd.DataFrame({"entity_id": pd.array(ckg.entity_ids, dtype="string")})
+        write_with(ckpt_dir / "entities.parquet", lambda p: entities.to_parquet(p, index=False))
     if features is not None:
         tensors["text_features"] = torch.as_tensor(
             np.asarray(features), dtype=torch.float32
         ).contiguous()
-    save_file(tensors, str(ckpt_dir / INPUTS_FILE))
-    pd.DataFrame({"user_id": pd.array(data.user_ids, dtype="string")}).to_parquet(
-        ckpt_dir / "users.parquet", index=False
-    )
-    pd.DataFrame({"item_id": pd.array(data.item_ids, dtype="string")}).to_parquet(
-        ckpt_dir / "items.parquet", index=False
-    )
+    write_with(ckpt_dir / INPUTS_FILE, lambda p: save_file(tensors, str(p)))
+    users = pd.DataFrame({"user_id": pd.array(data.user_ids, dtype="string")})
+    write_with(ckpt_dir / "users.parquet", lambda p: users.to_parquet(p, index=False))
+    items = pd.DataFrame({"item_id": pd.array(data.item_ids, dtype="string")})
+    write_with(ckpt_dir / "items.parquet", lambda p: items.to_parquet(p, index=False))
     meta = {
         "format": INPUTS_FORMAT,
         "model": model,
@@ -675,7 +715,7 @@ def _save_inputs(ckpt_dir: Path, model: str, data: InteractionData, ckg, feature
         "kg_relations": None if ckg is None else list(ckg.relations),
         "kg_stats": None if ckg is None else ckg.stats,
     }
-    (ckpt_dir / MODEL_FILE).write_text(json.dumps(_json_safe(meta), indent=1, default=str))
+    write_json(ckpt_dir / MODEL_FILE, _json_safe(meta), indent=1)
 
 
 SPLIT_KEYS = ("train", "valid", "test")
@@ -707,12 +747,12 @@ def load_recommender(run_dir: str | Path, *, device: str = "auto") -> Recommende
             f"{run}: not a complete training run folder; missing {', '.join(missing)} "
             "(expected a folder written by `kgwb train --out`)"
         )
-    meta = json.loads((ckpt_dir / MODEL_FILE).read_text())
+    meta = _read_json(ckpt_dir / MODEL_FILE)
     if meta.get("format") != INPUTS_FORMAT:
         raise CheckpointError(
             f"{ckpt_dir / MODEL_FILE}: format {meta.get('format')!r}, this kgwb reads {INPUTS_FORMAT}"
         )
-    saved = json.loads((run / "metrics.json").read_text())
+    saved = _read_json(run / "metrics.json")
     dev = torch.device(resolve_device(device))
     tensors = load_file(str(ckpt_dir / INPUTS_FILE))
     data = InteractionData(

@@ -10,6 +10,7 @@ from kgwb.errors import KgwbError
 
 SEARCH_INDEX_DIR = "search_index"
 RECOMMENDATIONS_FILE = "recommendations.parquet"
+TITLES_FILE = "item_titles.parquet"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--model", default=None, help="encoder (default: bundled MiniLM)")
     s.add_argument("--rebuild", action="store_true", help="re-embed the items even if cached")
+    s.add_argument(
+        "--index",
+        default=None,
+        metavar="DIR",
+        help="folder to keep the search index in (default: one per KG under the cache folder, "
+        "$KGWB_CACHE or data/cache; the KG folder itself is never written)",
+    )
     s.set_defaults(func=_search)
 
     r = sub.add_parser("recommend", help="top-k items for a user from a training run (JSON)")
@@ -93,16 +101,41 @@ def parse_filters(pairs: list[str]) -> dict[str, str | list[str]]:
     return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
 
 
-def load_or_build_index(kg_dir: str | Path, *, model: str | None = None, rebuild: bool = False):
-    """The search index cached in ``KG_DIR/search_index``, built from the KG's item nodes (names)
-    when absent, when ``rebuild`` or when it was built with another model."""
+def default_index_dir(kg_dir: str | Path) -> Path:
+    """Where the search index of the KG in ``kg_dir`` is cached: a folder under
+    :func:`kgwb.paths.cache_dir` named after the KG's location and the state of its files, so
+    a rebuilt KG gets a fresh index and the KG folder itself is never written."""
+    import hashlib
+
+    from kgwb.kg.cli import kg_folder
+    from kgwb.paths import cache_dir
+
+    folder = kg_folder(kg_dir).resolve()
+    stamp = [str(folder)]
+    for name in sorted(p.name for p in folder.iterdir() if p.is_file()):
+        st = (folder / name).stat()
+        stamp.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    digest = hashlib.sha1("\n".join(stamp).encode()).hexdigest()[:16]
+    return cache_dir() / SEARCH_INDEX_DIR / f"{folder.parent.name}-{folder.name}-{digest}"
+
+
+def load_or_build_index(
+    kg_dir: str | Path,
+    *,
+    model: str | None = None,
+    rebuild: bool = False,
+    index_dir: str | Path | None = None,
+):
+    """The search index of the KG in ``kg_dir``, built from its item nodes (names) and kept in
+    ``index_dir`` (default :func:`default_index_dir`); rebuilt when absent, when ``rebuild`` or
+    when it was built with another model."""
     import sys
 
     from kgwb.kg.cli import kg_folder
     from kgwb.kg.model import KnowledgeGraph
     from kgwb.search import SearchIndex, kg_items
 
-    cache = Path(kg_dir) / SEARCH_INDEX_DIR
+    cache = Path(index_dir) if index_dir is not None else default_index_dir(kg_dir)
     if not rebuild and (cache / "index.json").is_file():
         index = SearchIndex.load(cache)
         if index.model == model:
@@ -110,21 +143,74 @@ def load_or_build_index(kg_dir: str | Path, *, model: str | None = None, rebuild
     kg = KnowledgeGraph.load(kg_folder(kg_dir))
     items = kg_items(kg)
     print(f"kgwb: embedding {len(items)} item names into {cache}", file=sys.stderr)
-    index = SearchIndex.build(items, text_columns=("title",), model=model)
+    index = SearchIndex.build(items, text_columns=("title",), model=model, progress=True)
     index.save(cache)
     return index
 
 
+def check_filter_keys(store, filters) -> None:
+    """Raise a :class:`KgwbError` naming the valid keys when a filter key names a relation the
+    KG does not have (so an unknown key is never an empty answer without a word)."""
+    from kgwb.search import FILTER_RELATIONS, filter_relation
+
+    relations = set(
+        store.query("MATCH (:Node)-[e:Edge]->(:Node) RETURN DISTINCT e.relation AS r")["r"]
+    )
+    unknown = [k for k in filters if filter_relation(k) not in relations]
+    if unknown:
+        aliases = [k for k, rel in FILTER_RELATIONS.items() if rel in relations]
+        others = sorted(r for r in relations if r.startswith("has_"))
+        raise KgwbError(
+            f"--filter: unknown key(s) {', '.join(map(repr, unknown))}: the KG has no such "
+            f"relation from its items (keys: {', '.join(aliases + others) or 'none'})"
+        )
+
+
+def filter_values_hint(store, key: str, limit: int = 8) -> list[str]:
+    """A few values the KG has for filter ``key`` (most used first), for "nothing matched"."""
+    from kgwb.search import filter_relation
+
+    df = store.query(
+        "MATCH (i:Node)-[e:Edge]->(v:Node) WHERE e.relation = $r AND i.type = 'item' "
+        f"RETURN v.name AS name, count(*) AS n ORDER BY n DESC, name LIMIT {int(limit)}",
+        {"r": filter_relation(key)},
+    )
+    return [str(x) for x in df["name"]]
+
+
 def _search(args: argparse.Namespace) -> int:
+    import sys
+
     from kgwb.kg.cli import kg_folder
     from kgwb.kg.store import GraphStore, default_store_path
 
     filters = parse_filters(args.filter)
-    index = load_or_build_index(args.kg_dir, model=args.model, rebuild=args.rebuild)
     if filters:
         with GraphStore.open(default_store_path(kg_folder(args.kg_dir))) as store:
+            check_filter_keys(store, filters)
+            index = load_or_build_index(
+                args.kg_dir, model=args.model, rebuild=args.rebuild, index_dir=args.index
+            )
             res = index.search(args.query, k=args.k, filters=filters, store=store)
+            if res.empty:
+                from kgwb.search import allowed_items
+
+                for key, value in filters.items():
+                    if not allowed_items(store, {key: value}):
+                        hint = ", ".join(filter_values_hint(store, key))
+                        print(
+                            f"kgwb search: no item matches {key}={value!r} (values in this KG "
+                            f"include: {hint})",
+                            file=sys.stderr,
+                        )
+                print(
+                    "kgwb search: no item satisfies all the filters; nothing to rank",
+                    file=sys.stderr,
+                )
     else:
+        index = load_or_build_index(
+            args.kg_dir, model=args.model, rebuild=args.rebuild, index_dir=args.index
+        )
         res = index.search(args.query, k=args.k)
     print(res.to_json(orient="records", force_ascii=False, indent=2))
     return 0
@@ -198,12 +284,46 @@ def user_history(kg, user: str, recommender=None) -> list[str]:
     return []
 
 
+def _run_history(run_dir: str | Path, kg, user: str, recommender=None) -> list[str]:
+    """The user's training items: the KG's user node, else the run's own training split (the
+    recommender is loaded for it when only the saved top-k table was used)."""
+    history = user_history(kg, user, recommender)
+    if history or recommender is not None:
+        return history
+    try:
+        from kgwb.train.recommend import load_recommender
+
+        recommender = load_recommender(run_dir, device="cpu")
+    except (ImportError, KgwbError, FileNotFoundError):
+        return []
+    if str(user) not in {str(u) for u in recommender.data.user_ids}:
+        return []
+    return user_history(kg, user, recommender)
+
+
+def _item_titles(run_dir: str | Path, kg=None) -> dict[str, str]:
+    """Item titles from the run (``item_titles.parquet``, written by ``kgwb train``), else the
+    KG's item node names."""
+    import pandas as pd
+
+    table = Path(run_dir) / TITLES_FILE
+    if table.is_file():
+        df = pd.read_parquet(table).dropna(subset=["title"])
+        return dict(zip(df["item_id"].astype(str), df["title"].astype(str)))
+    if kg is None:
+        return {}
+    items = kg.nodes[kg.nodes["type"] == "item"].dropna(subset=["name"])
+    ids = items["node_id"].astype(str).str.removeprefix("item:")
+    return dict(zip(ids, items["name"].astype(str)))
+
+
 def _recommend(args: argparse.Namespace) -> int:
     from kgwb.cli import print_json
 
     top, recommender = recommendations_for(args.run, args.user, args.k)
     out: dict = {"user": args.user, "run": str(args.run), "recommendations": []}
     rows = top.to_dict(orient="records")
+    kg = None
     if args.explain:
         from kgwb.kg.cli import kg_folder
         from kgwb.kg.model import KnowledgeGraph
@@ -211,7 +331,7 @@ def _recommend(args: argparse.Namespace) -> int:
 
         kg_dir = args.kg if args.kg is not None else Path(args.run) / "kg"
         kg = KnowledgeGraph.load(kg_folder(kg_dir))
-        history = args.history or user_history(kg, args.user, recommender)
+        history = args.history or _run_history(args.run, kg, args.user, recommender)
         if not history:
             raise KgwbError(
                 f"no history for user {args.user!r} in {kg_dir} or the run; pass --history ITEM..."
@@ -230,8 +350,11 @@ def _recommend(args: argparse.Namespace) -> int:
                 row["explanations"] = [p.to_dict() for p in paths]
             else:
                 row["explanations"] = []
+    titles = _item_titles(args.run, kg)
     for row in rows:
         row["item_id"] = str(row["item_id"])
+        if row.get("title") is None and row["item_id"] in titles:
+            row["title"] = titles[row["item_id"]]
         row["user_id"] = str(row["user_id"])
         row["rank"] = int(row["rank"])
         row["score"] = float(row["score"])

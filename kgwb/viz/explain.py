@@ -357,12 +357,20 @@ def paths_html(
     *,
     title: str = "Why this recommendation",
     path: str | Path | None = None,
+    user: str | None = None,
 ) -> str:
-    """The union of ``paths`` drawn with :func:`kgwb.viz.graph.graph_html`; the history and
-    recommended items are highlighted."""
+    """The union of ``paths`` drawn with :func:`kgwb.viz.graph.graph_html`: items the user bought
+    (green border, "bought:"), the recommended item (red border, "recommended:") and, with
+    ``user``, the user linked to what they bought; a legend says which is which."""
     from kgwb.viz.graph import graph_html
 
     g = paths_graph(kg, paths)
+    if user is not None:
+        node = f"user:{user}" if not str(user).startswith("user:") else str(user)
+        g.add_node(node, type="user", name=str(user).removeprefix("user:"), role="user")
+        for nid, attrs in list(g.nodes(data=True)):
+            if attrs.get("role") == "history":
+                g.add_edge(node, nid, relation="bought", source="interaction", confidence=1.0)
     ends = {p.nodes[0] for p in paths} | {p.nodes[-1] for p in paths}
     return graph_html(g, title=title, highlight=ends, height=500, path=path)
 

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kgwb.errors import DataError
+from kgwb.errors import ConfigError, DataError
 from kgwb.kg.model import PROVENANCE_COLUMNS, KnowledgeGraph
 
 #: node type -> vis-network colour and shape (other types get :data:`DEFAULT_NODE_STYLE`)
@@ -63,6 +63,27 @@ EDGE_STYLES: dict[str, dict[str, Any]] = {
     "dataset": {"color": "#4C78A8", "width": 1.5, "dashes": [2, 4]},
 }
 DEFAULT_EDGE_STYLE = {"color": "#888888", "width": 1.0, "dashes": False}
+
+#: node role (explained-path views) -> border colour and label prefix
+ROLE_STYLES: dict[str, dict[str, str]] = {
+    "user": {"border": "#111111", "prefix": "user: ", "meaning": "the user"},
+    "history": {"border": "#2CA02C", "prefix": "bought: ", "meaning": "bought (history)"},
+    "recommended": {
+        "border": "#D62728",
+        "prefix": "recommended: ",
+        "meaning": "recommended",
+    },
+}
+
+#: vis-network shape -> a character drawing it in the legend
+SHAPE_GLYPHS = {
+    "dot": "●",
+    "diamond": "◆",
+    "triangle": "▲",
+    "square": "■",
+    "triangleDown": "▼",
+    "star": "★",
+}
 
 #: ranking of edge sources when choosing neighbours (lower is kept first)
 SOURCE_PRIORITY = {"catalog": 0, "extracted": 0, "dataset": 1, "interaction": 2}
@@ -109,7 +130,7 @@ def ego_graph(kg: KnowledgeGraph, node_id: str, *, hops: int = 2, max_nodes: int
     import networkx as nx
 
     if max_nodes < 1:
-        raise ValueError(f"max_nodes must be at least 1, not {max_nodes}")
+        raise ConfigError(f"max_nodes must be at least 1, not {max_nodes}")
     _check_node(kg, node_id)
     edges = kg.edges
     heads = edges["head"].to_numpy(dtype=object)
@@ -257,6 +278,11 @@ def vis_data(g: Any, *, centre: str | None = None, highlight: Iterable[str] = ()
         }
         if nid == centre or nid in marked:
             node.update(size=size + 10, borderWidth=4, font={"size": 18})
+        role = ROLE_STYLES.get(str(attrs.get("role", "")))
+        if role is not None:
+            node["color"] = {"background": style["color"], "border": role["border"]}
+            node["label"] = role["prefix"] + node["label"]
+            node.update(borderWidth=5)
         nodes.append(node)
     edges = []
     multi = g.is_multigraph()
@@ -315,12 +341,15 @@ _PAGE = """<!DOCTYPE html>
 <style>
 body {{ font-family: sans-serif; margin: 0; }}
 #kgwb-header {{ padding: 6px 10px; font-size: 14px; }}
+#kgwb-legend {{ padding: 0 10px 6px; font-size: 12px; color: #333; }}
+#kgwb-legend span.kgwb-key {{ margin-right: 14px; white-space: nowrap; }}
 #kgwb-graph {{ width: 100%; height: {height}px; border-top: 1px solid #ddd; }}
 div.vis-tooltip {{ white-space: pre-wrap; max-width: 480px; }}
 </style>
 </head>
 <body>
 <div id="kgwb-header">{header}</div>
+<div id="kgwb-legend">{legend}</div>
 <div id="kgwb-graph"></div>
 <script>{js}</script>
 <script>
@@ -347,6 +376,39 @@ div.vis-tooltip {{ white-space: pre-wrap; max-width: 480px; }}
 </body>
 </html>
 """
+
+
+def legend_html(g: Any) -> str:
+    """What the colours, shapes, edge styles and role borders of ``g``'s view mean (only those
+    present), as escaped HTML."""
+    keys = []
+    types = sorted({str(a.get("type", "")) for _, a in g.nodes(data=True)})
+    for t in types:
+        style = NODE_STYLES.get(t, DEFAULT_NODE_STYLE)
+        glyph = SHAPE_GLYPHS.get(style["shape"], "●")
+        keys.append(
+            f'<span class="kgwb-key"><span style="color:{style["color"]}">{glyph}</span> '
+            f"{html.escape(t or 'other')}</span>"
+        )
+    edge_data = g.edges(data=True)
+    sources = sorted({str(a.get("source", "")) for *_, a in edge_data})
+    for src in sources:
+        style = EDGE_STYLES.get(src, DEFAULT_EDGE_STYLE)
+        dashes = style["dashes"]
+        line = "solid" if not dashes else ("dotted" if dashes[0] <= 2 else "dashed")
+        keys.append(
+            f'<span class="kgwb-key"><span style="display:inline-block;width:28px;'
+            f'border-top:2px {line} {style["color"]};vertical-align:middle"></span> '
+            f"{html.escape(src or 'other')} edge</span>"
+        )
+    roles = [r for r in ROLE_STYLES if any(a.get("role") == r for _, a in g.nodes(data=True))]
+    for r in roles:
+        keys.append(
+            f'<span class="kgwb-key"><span style="display:inline-block;width:10px;height:10px;'
+            f'border:3px solid {ROLE_STYLES[r]["border"]};border-radius:50%"></span> '
+            f"{html.escape(ROLE_STYLES[r]['meaning'])}</span>"
+        )
+    return "".join(keys)
 
 
 def _options(n_nodes: int) -> dict[str, Any]:
@@ -383,6 +445,7 @@ def graph_html(
     page = _PAGE.format(
         title=html.escape(title),
         header=f"<strong>{header}</strong> &middot; {html.escape(counts)}",
+        legend=legend_html(g),
         css=css,
         js=js,
         height=int(height),
@@ -390,9 +453,9 @@ def graph_html(
         options=_script_json(_options(g.number_of_nodes())),
     )
     if path is not None:
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(page, encoding="utf-8")
+        from kgwb.atomic import write_text
+
+        write_text(Path(path), page)
     return page
 
 
@@ -436,14 +499,37 @@ def to_pyvis(g: Any, *, centre: str | None = None, height: str = "750px") -> Any
     return net
 
 
-def notebook_view(page: str, *, height: int = 780) -> Any:
-    """Show a page from :func:`graph_html` in a notebook output, isolated in an ``<iframe>``."""
+def notebook_view(page: str, *, height: int = 780, path: str | Path | None = None) -> Any:
+    """Show a page from :func:`graph_html` in a notebook output, isolated in an ``<iframe>``
+    sandboxed to scripts only (no same-origin access, no forms, no top navigation), with a link to
+    the HTML file ``path`` beside it when given.
+
+    The link is relative to the folder the executed notebook is viewed from: ``KGWB_NOTEBOOK_DIR``
+    (the pipeline sets it to the run folder, where it writes the notebook's HTML) or the kernel's
+    working directory (JupyterLab)."""
+    import os
+
     from IPython.display import HTML
 
-    return HTML(
+    frame = (
         f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:{int(height)}px;'
-        'border:0" sandbox="allow-scripts"></iframe>'
+        'border:1px solid #ddd" sandbox="allow-scripts"></iframe>'
     )
+    from kgwb.notebooks import VIEW_MARK
+
+    if path is None:
+        return HTML(VIEW_MARK + frame)
+    target = Path(path).resolve()
+    base = Path(os.environ.get("KGWB_NOTEBOOK_DIR") or os.getcwd()).resolve()
+    try:
+        href = os.path.relpath(target, base)
+    except ValueError:  # another drive (Windows)
+        href = target.as_uri()
+    link = (
+        f'<div>file: <a href="{html.escape(Path(href).as_posix(), quote=True)}" target="_blank">'
+        f"{html.escape(target.name)}</a> (opens offline in any browser)</div>"
+    )
+    return HTML(link + VIEW_MARK + frame)
 
 
 __all__ = [
@@ -454,6 +540,7 @@ __all__ = [
     "ego_html",
     "ego_title",
     "graph_html",
+    "legend_html",
     "notebook_view",
     "to_pyvis",
     "vis_data",

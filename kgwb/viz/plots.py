@@ -14,7 +14,11 @@ TEMPLATE = "plotly_white"
 def setup_notebook() -> str:
     """Use the mimetype renderer (JupyterLab draws it natively) plus the offline ``notebook``
     renderer, which embeds plotly.js once per notebook so the HTML the pipeline renders works
-    without network.  Returns the renderer name."""
+    without network.  Also switches progress bars off outside interactive frontends
+    (:func:`kgwb.notebooks.configure_progress`).  Returns the renderer name."""
+    from kgwb.notebooks import configure_progress
+
+    configure_progress()
     pio.renderers.default = "plotly_mimetype+notebook"
     pio.templates.default = TEMPLATE
     return pio.renderers.default
@@ -136,6 +140,10 @@ def learning_curves(curves: pd.DataFrame, *, metric: str = "valid_recall@20") ->
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", metric))
+    if curves.empty or not {"run", "epoch", "loss"} <= set(curves.columns):
+        # e.g. only the popularity baseline, which does not train
+        fig.update_layout(title="Learning curves (no trained model in this run)")
+        return fig
     for i, (run, g) in enumerate(curves.groupby("run", sort=False)):
         color = px.colors.qualitative.Plotly[i % len(px.colors.qualitative.Plotly)]
         fig.add_trace(
@@ -196,6 +204,25 @@ def pca_2d(vectors: np.ndarray, *, seed: int = 0) -> np.ndarray:
     return x @ comps.T
 
 
+OTHER_COLOR = "#BBBBBB"
+
+
+def _distinct_colors(values: pd.Series) -> tuple[pd.Series, dict[str, str]]:
+    """One colour per group, never repeated: Plotly's 10 colours for up to 10 groups, Dark24 for
+    up to 24; beyond that the 23 most common keep their name and the rest become "other"."""
+    counts = values.value_counts()
+    palette = px.colors.qualitative.Plotly if len(counts) <= 10 else px.colors.qualitative.Dark24
+    if len(counts) > len(palette):
+        keep = set(counts.index[: len(palette) - 1])
+        values = values.where(values.isin(keep), "other")
+        counts = values.value_counts()
+    names = sorted(n for n in counts.index if n != "other")
+    colors = {n: palette[i] for i, n in enumerate(names)}
+    if "other" in counts.index:
+        colors["other"] = OTHER_COLOR
+    return values, colors
+
+
 def embedding_map(
     vectors: np.ndarray, labels: pd.DataFrame, *, color: str = "category", hover: str = "title"
 ) -> go.Figure:
@@ -203,9 +230,10 @@ def embedding_map(
     coloured by ``color`` (a column of ``labels``, one row per vector)."""
     xy = pca_2d(vectors)
     frame = labels.reset_index(drop=True).assign(pc1=xy[:, 0], pc2=xy[:, 1])
-    top = frame[color].value_counts().index[:12] if color in frame else []
+    colors = None
     if color in frame:
-        frame[color] = frame[color].where(frame[color].isin(top), "other")
+        frame[color] = frame[color].fillna("(none)").astype(str)
+        frame[color], colors = _distinct_colors(frame[color])
     fig = px.scatter(
         frame,
         x="pc1",
@@ -214,6 +242,8 @@ def embedding_map(
         hover_name=hover if hover in frame else None,
         title=f"Item embedding map (PCA), coloured by {color}",
         render_mode="webgl",
+        color_discrete_map=colors,
+        category_orders={color: list(colors)} if colors else None,
     )
     fig.update_traces(marker={"size": 5, "opacity": 0.7})
     return fig

@@ -8,6 +8,12 @@ raises a :class:`~kgwb.errors.DataError` under ``errors="raise"`` or records the
 ``rows_loaded + rejected == rows_read`` always holds.
 
 Line numbers are 1-based physical lines of the file, header included; blank lines are not rows.
+A lone CR (old Mac line ends) is a line break like LF and CRLF.
+
+Rejection reasons shared by the loaders include ``control character in id`` (NUL or another
+C0/DEL character inside an id), ``not a number`` (also ``inf`` and ``nan`` where a finite number
+is expected) and, per loader, ``duplicate ...`` reasons: duplicates are never dropped silently,
+each repeat is a rejected row counted under its reason.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from kgwb.data.schema import LoadReport
-from kgwb.errors import DataError
+from kgwb.errors import ConfigError, DataError
 
 Errors = Literal["raise", "skip"]
 
@@ -36,11 +42,14 @@ WRONG_COLUMNS = "wrong number of columns"
 NOT_INTEGER = "not an integer"
 NOT_NUMBER = "not a number"
 EMPTY_ID = "empty id"
+CONTROL_IN_ID = "control character in id"
+#: deeper JSON than this is rejected (and never reaches pyarrow's recursive reader)
+MAX_JSON_DEPTH = 64
 
 
 def check_errors(errors: str) -> None:
     if errors not in ("raise", "skip"):
-        raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+        raise ConfigError(f"errors must be 'raise' or 'skip', not {errors!r}")
 
 
 @dataclass
@@ -104,17 +113,19 @@ class Rows:
         column: str | int | Sequence[Any] | np.ndarray | None = None,
         expected: str | None = None,
         values: Sequence[Any] | np.ndarray | pd.Series | None = None,
+        always_skip: bool = False,
     ) -> None:
         """Mark the rows where ``mask`` is true as bad for ``reason``.
 
         ``column`` is one name/number or one per row; ``values`` (one per row) are quoted in
-        the error message.
+        the error message.  ``always_skip``: count the rows as rejected even under
+        ``errors="raise"`` (an exact repeat of a row loses nothing, so it stops nothing).
         """
         mask = np.asarray(mask, dtype=bool) & ~self.bad
         if not mask.any():
             return
         where = np.flatnonzero(mask)
-        if self.errors == "raise":
+        if self.errors == "raise" and not always_skip:
             i = int(where[0])
             col = column
             if isinstance(column, (np.ndarray, pd.Series, list, tuple)):
@@ -187,7 +198,7 @@ class TextFile:
             raw = raw[len(codecs.BOM_UTF8) :]
         if not raw.strip():
             raise DataError("empty file", file=p, expected=what)
-        return cls(p, raw)
+        return cls(p, normalize_newlines(raw))
 
     def first_line(self) -> str:
         end = self.raw.find(b"\n")
@@ -206,6 +217,67 @@ class TextFile:
 
     def physical_lines(self) -> int:
         return self.raw.count(b"\n") + (0 if self.raw.endswith(b"\n") else 1)
+
+
+def normalize_newlines(raw: bytes) -> bytes:
+    """CRLF and lone CR become LF, so every reader sees the same physical lines."""
+    if b"\r" not in raw:
+        return raw
+    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def may_nest_deeper(raw: bytes, limit: int = MAX_JSON_DEPTH, chunk: int = 1 << 22) -> bool:
+    """True when some line of ``raw`` opens more than ``limit`` brackets (``[``/``{``) that it
+    has not closed: an upper bound of its JSON nesting depth (brackets in strings count too)."""
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    carry = base_carry = 0
+    for start in range(0, len(buf), chunk):
+        part = buf[start : start + chunk]
+        delta = ((part == 0x5B) | (part == 0x7B)).astype(np.int32) - (
+            (part == 0x5D) | (part == 0x7D)
+        ).astype(np.int32)
+        level = np.cumsum(delta, dtype=np.int64) + carry
+        newline = part == 0x0A
+        last = np.maximum.accumulate(np.where(newline, np.arange(len(part)), -1))
+        base = np.where(last >= 0, level[np.maximum(last, 0)], base_carry)
+        if len(part) and int((level - base).max()) > limit:
+            return True
+        carry, base_carry = int(level[-1]), int(base[-1])
+    return False
+
+
+def json_depth(obj: Any) -> int:
+    """Nesting depth of a parsed JSON value (iterative: no recursion limit)."""
+    depth, stack = 0, [(obj, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            depth = max(depth, level)
+            stack.extend((v, level + 1) for v in value if isinstance(v, (list, dict)))
+    return depth
+
+
+def has_control(values: pd.Series | pa.Array) -> np.ndarray:
+    """True where a string holds NUL or another control character (C0 or DEL)."""
+    arr = as_arrow(values)
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pc.cast(arr, pa.string())
+    return to_numpy_bool(pc.match_substring_regex(arr, r"[\x00-\x1f\x7f]"))
+
+
+def flag_bad_ids(rows: Rows, column: str) -> None:
+    """Reject rows whose id in ``column`` is missing, blank or holds control characters."""
+    values = rows.df[column]
+    rows.flag(is_empty(values), EMPTY_ID, column=column, expected="a non-empty id")
+    rows.flag(
+        has_control(values.astype("str").fillna("")),
+        CONTROL_IN_ID,
+        column=column,
+        expected="an id without NUL or control characters",
+        values=values,
+    )
 
 
 def decode(raw: bytes, *, stop_at_first: bool = False) -> tuple[str, list[Problem]]:
@@ -281,7 +353,8 @@ def read_lines(tf: TextFile, *, skip: int = 0, errors: Errors = "raise") -> Line
         text=arr.filter(pa.array(keep)),
         numbers=numbers[keep],
         problems=problems,
-        n_rows=int((nonblank | undecodable).sum()),
+        # an undecodable last line may have no entry in ``numbers``: count the problems
+        n_rows=int((nonblank & ~undecodable).sum()) + len({p.line for p in problems}),
     )
 
 
@@ -421,6 +494,10 @@ def isin(values: pd.Series | pa.Array, allowed: Any) -> np.ndarray:
     if isinstance(allowed_arr, pa.ChunkedArray):
         allowed_arr = allowed_arr.combine_chunks()
     arr = as_arrow(values)
+    if pa.types.is_null(arr.type) or len(arr) == 0:
+        return np.zeros(len(arr), dtype=bool)
+    if pa.types.is_null(allowed_arr.type):
+        return np.zeros(len(arr), dtype=bool)
     if arr.type != allowed_arr.type:
         allowed_arr = allowed_arr.cast(arr.type)
     return to_numpy_bool(pc.is_in(arr, value_set=allowed_arr))
@@ -433,12 +510,20 @@ def is_empty(values: pd.Series) -> np.ndarray:
 
 def to_float(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Parse strings as floats; returns the floats and the mask of non-empty unparseable ones."""
+    if pd.api.types.is_bool_dtype(values):
+        return pd.Series(np.nan, index=values.index), values.notna().to_numpy(dtype=bool)
     if pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64"), np.zeros(len(values), dtype=bool)
-    parsed = pd.to_numeric(values, errors="coerce").astype("float64")
-    missing = values.isna() | (values.astype("str").str.strip() == "")
-    bad = parsed.isna() & ~missing
-    return parsed, bad.to_numpy(dtype=bool)
+        parsed = values.astype("float64")
+        return parsed, np.isinf(parsed.to_numpy(dtype="float64", na_value=np.nan))
+    numeric_like = values.map(
+        lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool), na_action="ignore"
+    )
+    parsed = pd.to_numeric(values.where(numeric_like.fillna(False).astype(bool)), errors="coerce")
+    parsed = parsed.astype("float64")
+    blank = values.map(lambda v: isinstance(v, str) and not v.strip(), na_action="ignore")
+    missing = values.isna().to_numpy(dtype=bool) | blank.fillna(False).to_numpy(dtype=bool)
+    bad = (parsed.isna().to_numpy(dtype=bool) & ~missing) | np.isinf(parsed.to_numpy())
+    return parsed, bad
 
 
 def duplicated(values: pd.Series) -> np.ndarray:

@@ -10,6 +10,7 @@ span of the first occurrence of each value in the title.  Interactions and users
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,23 @@ from typing import Any
 import pandas as pd
 
 from kgwb.data.loaders._io import (
+    CONTROL_IN_ID,
+    EMPTY_ID,
+    MAX_JSON_DEPTH,
     Errors,
     Problem,
     TextFile,
     check_errors,
     emit,
+    may_nest_deeper,
     read_lines,
 )
 from kgwb.data.schema import SPLITS, Dataset, LoadReport
-from kgwb.errors import DataError
+from kgwb.errors import ConfigError, DataError
 
 INVALID_JSON = "invalid JSON"
+TOO_DEEP = "nested too deeply"
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 NOT_FOUND = "value not found in title"
 #: a target value that means "this attribute is absent" rather than a string to find
 NOT_APPLICABLE = {"n/a"}
@@ -115,7 +122,7 @@ def _files(path: str | Path | Sequence[str | Path]) -> list[Path]:
         return [p]
     files = [Path(p) for p in path]
     if not files:
-        raise ValueError("no attribute files given")
+        raise ConfigError("no attribute files given")
     return files
 
 
@@ -136,10 +143,14 @@ def _parse(
     text: str, file: Path, line: int, seen_ids: set[str]
 ) -> Problem | tuple[str, str, str | None, list[tuple[str, str, int]]]:
     """One line -> (item_id, title, category, [(attribute, value, start)]) or its problem."""
+    if may_nest_deeper(text.encode("utf-8", "replace")):
+        return Problem(line, TOO_DEEP, expected=f"JSON nested at most {MAX_JSON_DEPTH} levels deep")
     try:
-        record = json.loads(text)
+        record = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         return Problem(line, INVALID_JSON, column=e.colno, expected=WHAT, detail=e.msg)
+    except ValueError as e:  # NaN / Infinity
+        return Problem(line, INVALID_JSON, expected=WHAT, detail=str(e))
     if not isinstance(record, dict):
         return Problem(line, "not a JSON object", expected=WHAT, detail=type(record).__name__)
     title = record.get("input")
@@ -149,7 +160,30 @@ def _parse(
     category = record.get("category")
     if category is not None and not isinstance(category, str):
         return Problem(line, "not a string", column="category", expected="a category name")
-    item_id = str(record["id"]) if "id" in record else f"{_stem(file)}:{line}"
+    if "id" in record:
+        raw_id = record["id"]
+        if (
+            isinstance(raw_id, bool)
+            or not isinstance(raw_id, (str, int))
+            or not str(raw_id).strip()
+        ):
+            return Problem(
+                line,
+                EMPTY_ID if raw_id in (None, "") else "not a string or integer",
+                column="id",
+                expected="a non-empty string or integer id",
+            )
+        item_id = str(raw_id)
+        if CONTROL.search(item_id):
+            return Problem(
+                line,
+                CONTROL_IN_ID,
+                column="id",
+                expected="an id without NUL or control characters",
+                detail=repr(item_id),
+            )
+    else:
+        item_id = f"{_stem(file)}:{line}"
     if item_id in seen_ids:
         return Problem(
             line, "duplicate item_id", column="id", expected="unique ids", detail=item_id
@@ -176,6 +210,10 @@ def _parse(
                 )
             targets.append((attribute, value, start))
     return item_id, title, category, targets
+
+
+def _reject_constant(name: str) -> Any:
+    raise ConfigError(f"{name} is not valid JSON")
 
 
 def _stem(file: Path) -> str:

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kgwb.data.loaders._io import (
+    CONTROL_IN_ID,
     EMPTY_ID,
     NOT_INTEGER,
     Errors,
@@ -33,6 +34,7 @@ from kgwb.data.loaders._io import (
     dataset_name,
     duplicated,
     emit,
+    has_control,
     is_empty,
     is_uint,
     read_delimited,
@@ -227,6 +229,13 @@ def _read_list(file: Path, kind: str, errors: Errors, report: LoadReport) -> IdM
         rows.flag(is_empty(df["type"]), "empty type", column="type", expected="an entity type")
     else:
         rows.flag(is_empty(df["org_id"]), EMPTY_ID, column="org_id", expected="a non-empty id")
+    rows.flag(
+        has_control(df["org_id"]),
+        CONTROL_IN_ID,
+        column="org_id",
+        expected="an id without NUL or control characters",
+        values=df["org_id"],
+    )
     rows.compact()
     df = rows.df
     rows.flag(
@@ -305,9 +314,24 @@ def _read_interactions(
             "unknown item",
             "a remap_id of item_list.txt",
         )
+    # a user's second line in one file is a rejected row (never merged into the first); an
+    # item repeated on one line is dropped and counted in report.duplicates_dropped
+    user_of_line = np.where(rows.bad, -1 - np.arange(n), 0)
+    user_of_line[~rows.bad] = ids[starts[~rows.bad]] if n else 0
+    rows.flag(
+        pd.Series(user_of_line).duplicated(keep="first").to_numpy(),
+        "duplicate user line",
+        column=np.ones(n, dtype=np.int64),
+        expected="one line per user in a file",
+        values=user_of_line,
+    )
+    item_keys = pd.DataFrame({"line": owner, "item": np.where(is_user, -1, ids)})
+    repeated = item_keys.duplicated(keep="first").to_numpy() & ~is_user
     keep_line = rows.compact()
     rows.finish()
     keep = keep_line[owner]
+    report.duplicates_dropped += int((keep & repeated).sum())
+    keep &= ~repeated
     users = ids[keep & is_user]
     kept_owner = owner[keep & ~is_user]
     line_user = np.zeros(n, dtype=np.int64)

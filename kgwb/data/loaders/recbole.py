@@ -31,6 +31,7 @@ from kgwb.data.loaders._io import (
     dataset_name,
     duplicated,
     first_seen,
+    flag_bad_ids,
     is_empty,
     isin,
     read_delimited,
@@ -188,12 +189,28 @@ def _read_atomic(file: Path, kind: str, errors: Errors, report: LoadReport) -> t
     )
     for column in REQUIRED[kind]:
         rows.flag(is_empty(rows.df[column]), EMPTY_ID, column=column, expected="a non-empty token")
+    for column in (*REQUIRED[kind], *(c for c in ("entity_id",) if c in types)):
+        flag_bad_ids(rows, column)
     floats = {}
     for column, kind_ in types.items():
-        if kind_ == "float":
+        if kind_ == "float" or (column == "timestamp" and kind == "inter"):
             parsed, bad = to_float(rows.df[column])
-            rows.flag(bad, NOT_NUMBER, column=column, expected="a float", values=rows.df[column])
+            rows.flag(
+                bad, NOT_NUMBER, column=column, expected="a finite float", values=rows.df[column]
+            )
             floats[column] = parsed
+    if "timestamp" in floats and kind == "inter":
+        from kgwb.data.loaders.table import TIMESTAMP_RANGE
+
+        low, high = TIMESTAMP_RANGE
+        seconds = np.floor(floats["timestamp"].to_numpy(dtype="float64", na_value=np.nan))
+        rows.flag(
+            (seconds < low) | (seconds > high),
+            "timestamp out of range",
+            column="timestamp",
+            expected="seconds since 1970 between 1677 and 2262",
+            values=rows.df["timestamp"],
+        )
     keep = rows.compact()
     for column, parsed in floats.items():
         rows.df[column] = parsed[keep].reset_index(drop=True)
@@ -251,11 +268,22 @@ def _read_inter(
     report: LoadReport,
 ) -> pd.DataFrame:
     rows, _ = _read_atomic(file, "inter", errors, report)
+    key = [c for c in ("user_id", "item_id", "timestamp") if c in rows.df.columns]
+    rows.flag(
+        rows.df.duplicated(subset=key, keep="first").to_numpy(dtype=bool),
+        "duplicate interaction",
+        column="item_id",
+        expected=f"each ({', '.join(key)}) once",
+        values=rows.df["item_id"],
+        always_skip=True,
+    )
     _flag_unknown(rows, "item_id", items, ".item")
     _flag_unknown(rows, "user_id", users, ".user")
     df = rows.finish()
     if "timestamp" in df.columns:
-        df["timestamp"] = np.floor(pd.to_numeric(df["timestamp"])).astype("Int64")
+        df["timestamp"] = pd.Series(
+            np.floor(df["timestamp"].to_numpy(dtype="float64", na_value=np.nan))
+        ).astype("Int64")
     return df
 
 

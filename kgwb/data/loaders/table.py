@@ -29,7 +29,9 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 
 from kgwb.data.loaders._io import (
+    CONTROL_IN_ID,
     EMPTY_ID,
+    MAX_JSON_DEPTH,
     NOT_NUMBER,
     WRONG_COLUMNS,
     Errors,
@@ -41,13 +43,16 @@ from kgwb.data.loaders._io import (
     duplicated,
     emit,
     first_seen,
+    has_control,
     is_empty,
     isin,
+    json_depth,
+    may_nest_deeper,
     read_lines,
     to_float,
 )
 from kgwb.data.schema import SPLITS, Dataset, LoadReport
-from kgwb.errors import DataError, UnknownNameError
+from kgwb.errors import ConfigError, DataError, UnknownNameError
 
 ROLES = ("users", "items", "reviews", "interactions")
 REQUIRED = {
@@ -94,7 +99,15 @@ TABLE_SUFFIXES = {
     ".ndjson": "jsonl",
 }
 INVALID_JSON = "invalid JSON"
+TOO_DEEP = "nested too deeply"
 NOT_TIMESTAMP = "not a timestamp"
+DUPLICATE_INTERACTION = "duplicate interaction"
+#: seconds since 1970 that pandas can represent (1677-09-21 .. 2262-04-11)
+TIMESTAMP_RANGE = (
+    int(pd.Timestamp.min.ceil("s").timestamp()),
+    int(pd.Timestamp.max.floor("s").timestamp()),
+)
+TIMESTAMP_EXPECTED = "seconds since 1970 or an ISO date, between 1677 and 2262"
 
 
 def load_tables(
@@ -203,7 +216,7 @@ def _roles(source: Any, **explicit: str | Path | None) -> dict[str, Path]:
         if file is not None:
             roles[role] = Path(file)
     if not roles:
-        raise ValueError(
+        raise ConfigError(
             "nothing to load: give a source or one of interactions/items/users/reviews"
         )
     return roles
@@ -460,17 +473,12 @@ def _read_jsonl(file: Path, errors: Errors, report: LoadReport) -> Rows:
     records: list[dict[str, Any]] = []
     numbers: list[int] = []
     for text, line in zip(lines.text.to_pylist(), lines.numbers.tolist(), strict=True):
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as e:
-            record = _python_literal(text)
-            if record is None:
-                problems.append(
-                    Problem(line, INVALID_JSON, column=e.colno, expected=what, detail=e.msg)
-                )
-                if errors == "raise":
-                    break
-                continue
+        record, problem = _json_record(text, line, what)
+        if problem is not None:
+            problems.append(problem)
+            if errors == "raise":
+                break
+            continue
         if not isinstance(record, dict):
             problems.append(
                 Problem(line, "not a JSON object", expected=what, detail=type(record).__name__)
@@ -486,6 +494,32 @@ def _read_jsonl(file: Path, errors: Errors, report: LoadReport) -> Rows:
     return Rows(file, df, np.asarray(numbers, dtype=np.int64), errors=errors, report=report)
 
 
+_NON_JSON_NUMBER = re.compile(rb"[:\[,]\s*-?(?:NaN|Infinity)\b")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ConfigError(f"{name} is not valid JSON")
+
+
+def _json_record(text: str, line: int, what: str) -> tuple[Any, Problem | None]:
+    """One JSON (or Python-literal) line, or the problem that makes it unreadable."""
+    try:
+        record = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        record = _python_literal(text)
+        if record is None and not may_nest_deeper(text.encode("utf-8", "replace")):
+            return None, Problem(line, INVALID_JSON, column=e.colno, expected=what, detail=e.msg)
+    except ValueError as e:  # NaN / Infinity
+        return None, Problem(line, INVALID_JSON, expected=what, detail=str(e))
+    except RecursionError:
+        record = None
+    if record is None or json_depth(record) > MAX_JSON_DEPTH:
+        return None, Problem(
+            line, TOO_DEEP, expected=f"JSON nested at most {MAX_JSON_DEPTH} levels deep"
+        )
+    return record, None
+
+
 def _read_jsonl_fast(tf: TextFile) -> pd.DataFrame | None:
     """Whole-file Arrow parse of strict JSON lines; None when the line-by-line pass is needed
     (Python literals, bad lines, blank lines, types that change between lines)."""
@@ -493,6 +527,10 @@ def _read_jsonl_fast(tf: TextFile) -> pd.DataFrame | None:
         tf.raw.decode("utf-8")  # Arrow's JSON reader does not check, and fails later
     except UnicodeDecodeError:
         return None
+    if may_nest_deeper(tf.raw):
+        return None  # pyarrow's reader recurses per level: deep nesting can crash it
+    if _NON_JSON_NUMBER.search(tf.raw):
+        return None  # pyarrow reads NaN / Infinity, which JSON (and the slow path) does not
     try:
         table = pjson.read_json(pa.BufferReader(tf.raw))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -522,7 +560,7 @@ def _python_literal(text: str) -> Any:
     is first rewritten to JSON (every quote there delimits a string) and parsed by ``json``; the
     rewrite is only trusted when ``json`` accepts it, else ``literal_eval`` decides.
     """
-    if not text.lstrip().startswith("{"):
+    if not text.lstrip().startswith("{") or may_nest_deeper(text.encode("utf-8", "replace")):
         return None
     if "\\" not in text:
         if '"' in text or "True" in text or "False" in text or "None" in text:
@@ -530,8 +568,8 @@ def _python_literal(text: str) -> Any:
         else:
             candidate = text.replace("'", '"')
         try:
-            return json.loads(candidate)
-        except json.JSONDecodeError:
+            return json.loads(candidate, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
             pass
     try:
         return ast.literal_eval(text)
@@ -547,8 +585,18 @@ def _canonical(
     df = rows.df
     id_columns = [c for c in ("user_id", "item_id") if c in df.columns]
     for column in id_columns:
+        missing = df[column].isna().to_numpy(dtype=bool)  # JSON null is no id, not "None"
         df[column] = _id_strings(df[column])
-        rows.flag(is_empty(df[column]), EMPTY_ID, column=column, expected="a non-empty id")
+        rows.flag(
+            missing | is_empty(df[column]), EMPTY_ID, column=column, expected="a non-empty id"
+        )
+        rows.flag(
+            has_control(df[column].fillna("")),
+            CONTROL_IN_ID,
+            column=column,
+            expected="an id without NUL or control characters",
+            values=df[column],
+        )
     converted: dict[str, pd.Series] = {}
     if "rating" in df.columns and role in ("interactions", "reviews"):
         parsed, bad = to_float(df["rating"])
@@ -560,7 +608,7 @@ def _canonical(
             bad,
             NOT_TIMESTAMP,
             column="timestamp",
-            expected="seconds since 1970 or an ISO date",
+            expected=TIMESTAMP_EXPECTED,
             values=df["timestamp"],
         )
         converted["timestamp"] = parsed
@@ -586,6 +634,19 @@ def _canonical(
             column=key,
             expected=f"each {role[:-1]} once",
             values=df[key],
+        )
+    if role in ("interactions", "reviews") and len(rows):
+        key_columns = ["user_id", "item_id"] + (["timestamp"] if "timestamp" in converted else [])
+        keys = pd.DataFrame({c: converted.get(c, df[c]) for c in key_columns})
+        rows.flag(
+            keys.duplicated(keep="first").to_numpy(dtype=bool) & ~rows.bad,
+            DUPLICATE_INTERACTION,
+            column="item_id",
+            expected="each (user, item"
+            + (", timestamp" if "timestamp" in key_columns else "")
+            + ") once",
+            values=df["item_id"],
+            always_skip=True,
         )
     if role in ("interactions", "reviews"):
         for key, ref in (("item_id", "items"), ("user_id", "users")):
@@ -626,21 +687,44 @@ def _timestamps(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     if pd.api.types.is_datetime64_any_dtype(values):
         return _epoch_seconds(values), np.zeros(len(values), dtype=bool)
     numeric, bad = to_float(values)
-    out = np.floor(numeric)
+    out = np.floor(numeric.to_numpy(dtype="float64", na_value=np.nan))
     if bad.any():
-        dates = pd.to_datetime(values[bad], errors="coerce", utc=True, format="ISO8601")
+        dates = _iso_dates(values[bad])
         parsed = dates.notna().to_numpy()
         out[bad] = _epoch_seconds(dates).astype("float64").to_numpy(na_value=np.nan)
         bad = bad.copy()
         bad[np.flatnonzero(bad)[parsed]] = False
-    return out.astype("Int64"), bad
+    low, high = TIMESTAMP_RANGE
+    outside = ~np.isnan(out) & ((out < low) | (out > high))
+    out[outside | bad] = np.nan
+    return pd.Series(out, index=values.index).astype("Int64"), bad | outside
+
+
+def _iso_dates(values: pd.Series) -> pd.Series:
+    """ISO dates as UTC datetimes, NaT where unreadable or beyond what pandas represents."""
+    text = values.map(lambda v: v if isinstance(v, str) else None)
+    try:
+        return pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        return pd.Series(
+            [_one_date(v) for v in text], index=values.index, dtype="datetime64[ns, UTC]"
+        )
+
+
+def _one_date(value: str | None) -> pd.Timestamp:
+    try:
+        return pd.to_datetime(value, errors="coerce", utc=True, format="ISO8601")
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        return pd.NaT
 
 
 def _epoch_seconds(dates: pd.Series) -> pd.Series:
-    if dates.dt.tz is None:
-        dates = dates.dt.tz_localize("UTC")
-    seconds = (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-    return seconds.astype("Int64")
+    if dates.dt.tz is not None:
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    # through datetime64[s]: dates parsed at second resolution may lie beyond the ns range
+    arr = dates.to_numpy(dtype="datetime64[s]")
+    seconds = pd.Series(arr.astype("int64"), index=dates.index, dtype="Int64")
+    return seconds.mask(np.isnat(arr))
 
 
 def _prices(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -698,11 +782,19 @@ def _parse_nested(value: Any) -> dict | None:
     if isinstance(value, dict):
         return value
     if isinstance(value, str) and value.strip().startswith("{"):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return _python_literal(value)
+        parsed = _json_cell(value)
+        return parsed if parsed is not None else _python_literal(value)
     return None
+
+
+def _json_cell(text: str) -> Any:
+    """A JSON value held in a cell; None when it is not JSON or nests too deeply."""
+    if may_nest_deeper(text.encode("utf-8", "replace")):
+        return None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _as_list(value: Any) -> list | None:
@@ -711,11 +803,8 @@ def _as_list(value: Any) -> list | None:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            try:
-                return [str(v) for v in json.loads(text)]
-            except json.JSONDecodeError:
-                parsed = _python_literal("{'v': " + text + "}")
-                return [str(v) for v in parsed["v"]] if parsed else None
+            parsed = _as_nested_list(text)
+            return [str(v) for v in parsed] if isinstance(parsed, list) else None
         return [text] if text else None
     return None
 
@@ -743,11 +832,11 @@ def _category_path(value: Any) -> list[str] | None:
 
 
 def _as_nested_list(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        parsed = _python_literal("{'v': " + text + "}")
-        return parsed["v"] if parsed else None
+    parsed = _json_cell(text)
+    if parsed is not None:
+        return parsed
+    parsed = _python_literal("{'v': " + text + "}")
+    return parsed["v"] if parsed else None
 
 
 def _flatten_nested(df: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import numpy as np
 
 from kgwb.data.sample import vocab
 from kgwb.data.sample.vocab import ATTRIBUTES, LEAVES
+from kgwb.errors import ConfigError
 
 BRAND_ATTRIBUTE = "brand"
 _SPACE = re.compile(r"\s+")
@@ -241,7 +242,7 @@ def _brand_variant_candidates(name: str, rng: np.random.Generator) -> list[str]:
 def make_brands(rng: np.random.Generator, n_brands: int, tax: Taxonomy) -> Brands:
     n_domains = len(vocab.DOMAINS)
     if n_brands < 2 * n_domains:
-        raise ValueError(f"n_brands must be at least {2 * n_domains} (two per top-level category)")
+        raise ConfigError(f"n_brands must be at least {2 * n_domains} (two per top-level category)")
     leaves_per_domain = np.bincount(tax.leaf_domain, minlength=n_domains)
     alloc = 2 + rng.multinomial(
         n_brands - 2 * n_domains, leaves_per_domain / leaves_per_domain.sum()
@@ -389,7 +390,7 @@ def make_items(
 ) -> Items:
     n_leaves = tax.n_leaves
     if n_items < 2 * n_leaves:
-        raise ValueError(f"n_items must be at least {2 * n_leaves} (two per leaf category)")
+        raise ConfigError(f"n_items must be at least {2 * n_leaves} (two per leaf category)")
     share = rng.gamma(3.0, size=n_leaves)
     counts = 2 + rng.multinomial(n_items - 2 * n_leaves, share / share.sum())
     leaf = rng.permutation(np.repeat(np.arange(n_leaves), counts))

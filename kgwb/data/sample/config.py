@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from kgwb.errors import UnknownNameError
+from kgwb.errors import ConfigError, UnknownNameError
 
 #: how an interaction's item was chosen (see the package docstring)
 MODES = ("taste", "popularity", "follow", "noise")
@@ -63,13 +63,13 @@ class SampleConfig:
     def __post_init__(self) -> None:
         for name in ("n_users", "n_items", "n_interactions", "n_brands"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
         if self.n_items < 20:
-            raise ValueError(f"n_items must be at least 20, not {self.n_items}")
+            raise ConfigError(f"n_items must be at least 20, not {self.n_items}")
         if len(self.mode_shares) != len(MODES) or min(self.mode_shares) < 0:
-            raise ValueError(f"mode_shares must be {len(MODES)} non-negative shares for {MODES}")
+            raise ConfigError(f"mode_shares must be {len(MODES)} non-negative shares for {MODES}")
         if abs(sum(self.mode_shares) - 1.0) > 1e-6:
-            raise ValueError(f"mode_shares must sum to 1, not {sum(self.mode_shares)}")
+            raise ConfigError(f"mode_shares must sum to 1, not {sum(self.mode_shares)}")
         if self.split not in SPLIT_SCHEMES:
             raise UnknownNameError("split scheme", self.split, list(SPLIT_SCHEMES))
         for name in (
@@ -80,9 +80,9 @@ class SampleConfig:
             "review_noise",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], not {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must lie in [0, 1], not {getattr(self, name)!r}")
         if self.end_time <= self.start_time:
-            raise ValueError("end_time must be after start_time")
+            raise ConfigError("end_time must be after start_time")
 
     def replace(self, **overrides: Any) -> SampleConfig:
         """A copy with ``overrides``; unknown names fail with the list of valid ones."""
