@@ -324,8 +324,8 @@ def train_recommender(
     an earlier run there is replaced only with ``overwrite=True`` (the default here; ``kgwb
     train`` asks for ``--overwrite``), and then only once the new run is complete.
     """
-    main_rank = distributed is None or distributed.is_main  # other ranks write nothing
-    if out_dir is not None and _FINAL_DIR.get() is None and main_rank:
+    # ranks other than 0 of a distributed run write nothing: no staging folder for them
+    if out_dir is not None and _FINAL_DIR.get() is None and (distributed or DistContext()).is_main:
         args, final = dict(locals()), Path(out_dir)
         with output_dir(
             final,
