@@ -105,7 +105,19 @@ def test_kgat_options_and_kg_loss(data):
     )
     assert res.config["model_options"] == {"kg_loss_weight": 0.5, "neighbors": 2}
     assert all(row["aux_loss"] > 0 for row in res.curve)
+    # one gate per layer and relation direction (the clustered KG has one relation: brand)
+    assert res.model.kg_gate.shape == (2, 2)
+    table = res.model.gate_table()
+    assert list(table["relation"]) == ["produced_by", "produced_by⁻¹"]
+    assert {"gate_l1", "gate_l2", "item_share"} <= set(table.columns)
+
+
+def test_kgat_without_gate_keeps_the_fixed_kg_scale(data):
+    res = train_recommender(
+        dataset=data, model="kgat", epochs=1, model_options={"gate": False}, **FAST
+    )
     assert res.model.kg_scale.shape == (2,)
+    assert not hasattr(res.model, "kg_gate")
 
 
 def test_text_features_are_fused(data):

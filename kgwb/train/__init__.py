@@ -10,7 +10,9 @@ use, so ``import kgwb.train`` and ``kgwb --help`` stay fast.
 - :func:`prepare_interactions`, :func:`build_collab_kg` — indices, splits and the collaborative
   KG (:mod:`kgwb.train.data`);
 - :func:`ranking_metrics`, :func:`evaluate_full_ranking` — Recall/NDCG/Hit/Precision@K
-  (:mod:`kgwb.train.metrics`).
+  (:mod:`kgwb.train.metrics`);
+- :func:`kg_informativeness`, :func:`kg_usage` — how much a KG can tell a recommender (before
+  training) and how much ``kgat`` used each relation (after) (:mod:`kgwb.train.kg_diagnostic`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ _EXPORTS = {
     "prepare_interactions": "kgwb.train.data",
     "evaluate_full_ranking": "kgwb.train.metrics",
     "ranking_metrics": "kgwb.train.metrics",
+    "kg_informativeness": "kgwb.train.kg_diagnostic",
+    "kg_usage": "kgwb.train.kg_diagnostic",
 }
 
 

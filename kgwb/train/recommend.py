@@ -3,7 +3,9 @@ and evaluates it by full ranking; :class:`RecommenderResult` saves metrics and r
 
 Training: BPR loss with one uniform negative per positive (sampled on the device, resampled
 where it hits a train positive of the user), Adam, L2 on the batch's ego embeddings; early
-stopping on valid Recall@20 with ``patience`` evaluations; the best weights are kept (and, with
+stopping on valid Recall@20 with ``patience`` evaluations (a model with ``mix_scorers``, i.e.
+``kgat``, also picks at each validation how much of its KG tower to mix into its LightGCN
+backbone, see :class:`~kgwb.train.models.KGAT`); the best weights are kept (and, with
 ``out_dir``, written as ``checkpoints/best.safetensors``).  With ``out_dir`` each epoch also
 writes ``checkpoints/last.safetensors`` + optimizer + ``train_state.json`` so that
 ``resume=True`` continues where a run stopped, and gives the numbers an uninterrupted run gives
@@ -401,21 +403,32 @@ def train_recommender(
         name: torch.as_tensor(data.split(name), device=dev) for name in ("train", "valid", "test")
     }
 
-    def evaluate(split: str) -> dict[str, float]:
+    def rank(score, split: str) -> dict[str, float]:
+        exclude = [splits["train"]] + ([splits["valid"]] if split == "test" else [])
+        return evaluate_full_ranking(
+            score,
+            splits[split],
+            n_users=data.n_users,
+            n_items=data.n_items,
+            exclude=exclude,
+            users=eval_users,
+            batch_size=eval_batch_size,
+            device=dev,
+        )
+
+    def evaluate(split: str, choose_mix: bool = False) -> dict[str, float]:
         net.eval()
         with torch.no_grad():  # full precision: bf16 scores would tie and reorder items
-            score = net.scorer()
-            exclude = [splits["train"]] + ([splits["valid"]] if split == "test" else [])
-            res = evaluate_full_ranking(
-                score,
-                splits[split],
-                n_users=data.n_users,
-                n_items=data.n_items,
-                exclude=exclude,
-                users=eval_users,
-                batch_size=eval_batch_size,
-                device=dev,
-            )
+            # a model with a mix of towers (kgat over its LightGCN backbone) keeps the mix
+            # weight it chooses from each weight's Recall@20 on this (validation) split
+            candidates = net.mix_scorers() if choose_mix and hasattr(net, "mix_scorers") else {}
+            if candidates:
+                scored = {a: rank(score, split) for a, score in candidates.items()}
+                pick = net.choose_mix({a: r["recall@20"] for a, r in scored.items()})
+                net.mix.fill_(pick)
+                res = {**scored[pick], "mix": pick}
+            else:
+                res = rank(net.scorer(), split)
         res["users_without_train_items"] = int(
             data.stats.get(f"{split}_users_without_train_items", 0)
         )
@@ -523,11 +536,13 @@ def train_recommender(
             }
             if epoch % eval_every == 0 or epoch == epochs:
                 t1 = time.perf_counter()
-                valid = evaluate("valid") if ddp.is_main else {"recall@20": 0.0}
+                valid = evaluate("valid", choose_mix=True) if ddp.is_main else {"recall@20": 0.0}
                 eval_seconds += time.perf_counter() - t1
                 valid["recall@20"] = ddp.broadcast(valid["recall@20"])  # rank 0 decides
                 if ddp.is_main:
                     row.update({f"valid_{k}": valid[k] for k in REPORTED_METRICS})
+                    if "mix" in valid:
+                        row["valid_mix"] = valid["mix"]
                 if valid["recall@20"] > best["recall@20"]:
                     best = {"epoch": epoch, "recall@20": valid["recall@20"], "bad": 0}
                     if ddp.is_main:

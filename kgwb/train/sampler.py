@@ -28,7 +28,9 @@ The sampler below follows the same design in plain torch (so it also runs on CUD
 Models opt in with three small methods (:class:`SampledModel`): their full sparse matrices
 (:meth:`sampling_graphs`), the layer-0 embeddings of given nodes (:meth:`layer0_nodes`) and one
 propagation layer over sampled matrices (:meth:`sampled_layer`); evaluation and recommendation
-keep propagating over the whole graph (once per evaluation, not once per step).
+keep propagating over the whole graph (once per evaluation, not once per step).  ``lightgcn``
+(with or without text) implements them; the two-tower ``kgat`` (LightGCN backbone + gated KG
+tower) does not yet, and ``--sampler neighbors`` says so for it.
 """
 
 from __future__ import annotations
