@@ -375,7 +375,8 @@ def train_recommender(
     model_cls, with_text = parse_model_name(model)
     ddp = distributed or DistContext()
     dev = torch.device(resolve_device(ddp.device(device)))
-    sampling = SamplerConfig(sampler, parse_fanouts(fanouts, layers))
+    # fan-outs only mean something to a sampled run (and must then match the layers)
+    sampling = SamplerConfig(sampler, parse_fanouts(fanouts, layers) if sampler != "full" else ())
     seed_everything(seed)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
