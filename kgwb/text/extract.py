@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from kgwb.device import resolve_device
-from kgwb.errors import DataError, KgwbError
+from kgwb.errors import DataError, KgwbError, UnknownNameError
 from kgwb.text.bio import (
     IGNORE_INDEX,
     OUTSIDE,
@@ -1397,6 +1397,7 @@ class ExtractorApplyResult:
     titles_per_second: float | None
     dtype: str = "float32"
     environment: dict = field(default_factory=dict, repr=False)
+    engine: str = "local"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -1443,8 +1444,14 @@ def apply_extractor(
     batch_size: int = 64,
     device: str | None = None,
     dtype: str = "auto",
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
 ) -> ExtractorApplyResult:
     """Extract spans from every title of ``input`` (JSON lines) into ``out`` (JSON lines).
+
+    ``engine="ray"`` runs the same batches on Ray Data actors (:mod:`kgwb.text.ray_engine`:
+    a local Ray, or the cluster at ``address``; ``workers`` actors) and writes the same spans.
 
     Input lines: ``{"input": title, "category": ...}`` (``title``/``text`` also accepted; other
     keys such as ``item_id`` are copied through) or a bare JSON string.  Each output line adds
@@ -1454,6 +1461,12 @@ def apply_extractor(
     """
     from kgwb.atomic import atomic_file, check_output_not_input
 
+    if engine == "ray":  # before any work: says how to install Ray when it is missing
+        from kgwb.text.ray_engine import require_ray
+
+        require_ray()
+    elif engine != "local":
+        raise UnknownNameError("engine", engine, ["local", "ray"])
     check_output_not_input(out, [input, model_dir])
     extractor = load_extractor(model_dir, device=device, dtype=dtype)
     input_path, out_path = Path(input), Path(out)
@@ -1462,7 +1475,21 @@ def apply_extractor(
         [r.get("category") or "" for r in rows] if extractor.settings.use_category else None
     )
     started = time.perf_counter()
-    spans = extractor.extract([r["_text"] for r in rows], categories, batch_size=batch_size)
+    if engine == "ray":
+        from kgwb.text.ray_engine import ray_extract
+
+        spans = ray_extract(
+            extractor,
+            [r["_text"] for r in rows],
+            categories,
+            model_dir=model_dir,
+            batch_size=batch_size,
+            address=address,
+            workers=workers,
+            device=device,
+        )
+    else:
+        spans = extractor.extract([r["_text"] for r in rows], categories, batch_size=batch_size)
     seconds = time.perf_counter() - started
     with atomic_file(out_path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for row, found in zip(rows, spans):
@@ -1480,4 +1507,5 @@ def apply_extractor(
         titles_per_second=round(len(rows) / seconds, 2) if seconds > 0 and rows else None,
         dtype=extractor.dtype,
         environment=_environment(),
+        engine=engine,
     )

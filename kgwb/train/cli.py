@@ -64,6 +64,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--option encoder=NAME_OR_PATH --option train_layers=1 for text-tower, "
         "--option id_dropout=0.3 for kg-inductive, --option neighbors=16 for kgat",
     )
+    p.add_argument(
+        "--sampler",
+        choices=("full", "neighbors"),
+        default="full",
+        help="full: every step propagates over the whole graph (default, fastest on small "
+        "graphs); neighbors: over the batch's sampled L-hop neighbourhood (linear epochs)",
+    )
+    p.add_argument(
+        "--fanout",
+        default="15,10",
+        metavar="K1,K2",
+        help="with --sampler neighbors: neighbours drawn per node at each hop (default 15,10)",
+    )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel processes on this machine (DDP: gloo on CPU, NCCL on GPUs); "
+        "across machines use torchrun ... -m kgwb train (see README)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument(
         "--overwrite",
@@ -96,19 +116,38 @@ MODEL_NAMES = (
 
 
 def _train(args: argparse.Namespace) -> int:
-    from kgwb.atomic import check_output_dir, check_output_not_input, write_with
+    import os
+
+    from kgwb.atomic import check_output_dir, check_output_not_input
+    from kgwb.train.recommend import RUN_MANIFESTS
+
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone checks (and writes)
+        check_output_not_input(args.out, [args.dataset])
+        check_output_dir(
+            args.out,
+            kind="training run",
+            overwrite=args.overwrite,
+            resume=args.resume,
+            manifests=RUN_MANIFESTS,
+        )
+    if args.nproc > 1:
+        from kgwb.train.distributed import launch
+
+        launch(_train_rank, args.nproc, args)
+        return 0
+    return _train_rank(args)
+
+
+def _train_rank(args: argparse.Namespace) -> int:
+    from kgwb.atomic import write_with
     from kgwb.cli import print_json
     from kgwb.data import load_dataset
-    from kgwb.train.recommend import RUN_MANIFESTS, train_recommender
+    from kgwb.train.distributed import context_from_env
+    from kgwb.train.recommend import train_recommender
+    from kgwb.train.sampler import parse_fanouts
 
-    check_output_not_input(args.out, [args.dataset])
-    check_output_dir(
-        args.out,
-        kind="training run",
-        overwrite=args.overwrite,
-        resume=args.resume,
-        manifests=RUN_MANIFESTS,
-    )
+    fanouts = parse_fanouts(args.fanout, args.layers)  # a bad value fails before any work
+    ddp = context_from_env(args.device)
     options = {"seed": args.seed} if str(args.dataset).startswith("sample") else {}
     dataset = load_dataset(args.dataset, format=args.format, **options)
     model = args.model
@@ -133,7 +172,12 @@ def _train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         cold_items=args.cold_items,
         model_options=_model_options(args.option),
+        sampler=args.sampler,
+        fanouts=fanouts,
+        distributed=ddp,
     )
+    if result is None:  # a rank other than 0 of a distributed run: rank 0 reports
+        return 0
     if args.save_top_k and result.out_dir is not None:
         # what `kgwb recommend --run DIR` serves: top-k unseen items of every user
         users = result.data.user_ids

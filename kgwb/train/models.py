@@ -272,6 +272,20 @@ class LightGCN(Recommender):
     def ego(self, users, pos, neg):
         return [self.embedding(self._batch_nodes(users, pos, neg))]
 
+    # -- sampled training (kgwb.train.sampler) ---------------------------------
+    def sampling_graphs(self) -> dict[str, torch.Tensor]:
+        return {"ui": self.adjacency}
+
+    def layer0_nodes(self, nodes: torch.Tensor) -> torch.Tensor:
+        # index_select: its backward is one index_add, embedding's sorts the indices (3x slower)
+        x = self.embedding.weight.index_select(0, nodes)
+        return _with_item_text(self, x, nodes - self.n_users)
+
+    def sampled_layer(self, layer: int, x: torch.Tensor, graphs: dict) -> torch.Tensor:
+        from kgwb.train.sampler import sampled_matmul
+
+        return sampled_matmul(graphs["ui"], x)
+
 
 class KGAT(Recommender):
     """The KG-aware model: a LightGCN backbone plus a gated KGAT-style tower over the
@@ -579,6 +593,16 @@ class KGAT(Recommender):
         loss = F.softplus(pos - neg).mean()
         l2 = sum(e.pow(2).sum() for e in (eh, er, et, en)) * 0.5 * reg / batch_size
         return self.kg_loss_weight * (loss + l2)
+
+
+def _with_item_text(model: Recommender, x: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+    """``x`` (layer-0 rows of some nodes) plus the projected text of the rows that are items
+    (``item`` = node index - n_users, in ``[0, n_items)`` for items)."""
+    if model.text_proj is None:
+        return x
+    is_item = (item >= 0) & (item < model.n_items)
+    text = model.text_proj(model.text_features[item.clamp(0, model.n_items - 1)])
+    return x + text * is_item[:, None].to(text.dtype)
 
 
 def _dot_scorer(user: torch.Tensor, item_t: torch.Tensor):

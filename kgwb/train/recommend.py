@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from torch import nn  # (kgwb.train.models imports torch anyway)
 
 from kgwb.atomic import output_dir, write_json, write_with
 from kgwb.data.schema import Dataset
@@ -51,8 +52,10 @@ from kgwb.train.data import (
     build_collab_kg,
     prepare_interactions,
 )
+from kgwb.train.distributed import DistContext
 from kgwb.train.metrics import DEFAULT_KS, evaluate_full_ranking
 from kgwb.train.models import build_model, parse_model_name
+from kgwb.train.sampler import SampledTraining, SamplerConfig, parse_fanouts
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +325,10 @@ def train_recommender(
     model_options: dict[str, Any] | None = None,
     cold_items: float = 0.0,
     overwrite: bool = True,
-) -> RecommenderResult:
+    sampler: str = "full",
+    fanouts: str | tuple[int, ...] = (15, 10),
+    distributed: DistContext | None = None,
+) -> RecommenderResult | None:
     """Train recommender ``model`` on ``dataset`` and evaluate it on valid and test.
 
     ``model`` is a name of :data:`kgwb.train.models.MODELS` (``+text`` adds item title
@@ -332,6 +338,11 @@ def train_recommender(
     relations of KG-aware models.  ``patience`` counts evaluations without a better valid
     Recall@20 before stopping; ``epochs=0`` evaluates the untrained model.  ``model_options``
     are extra keyword arguments of the model class (e.g. ``{"neighbors": 16}`` for ``kgat``).
+    ``sampler="neighbors"`` trains on sampled L-hop neighbourhoods with ``fanouts`` neighbours
+    per hop (:mod:`kgwb.train.sampler`: linear epochs; evaluation stays full-graph).
+    ``distributed`` (:func:`kgwb.train.distributed.context_from_env`) makes this process one
+    rank of a data-parallel run (:mod:`kgwb.train.distributed`); only rank 0 evaluates, writes
+    and returns the result (the other ranks return None).
 
     ``cold_items=F`` holds out a seeded fraction ``F`` of the items with all their interactions
     (:func:`kgwb.train.data.cold_item_split`); they are never training negatives either, and
@@ -342,7 +353,8 @@ def train_recommender(
     an earlier run there is replaced only with ``overwrite=True`` (the default here; ``kgwb
     train`` asks for ``--overwrite``), and then only once the new run is complete.
     """
-    if out_dir is not None and _FINAL_DIR.get() is None:
+    # ranks other than 0 of a distributed run write nothing: no staging folder for them
+    if out_dir is not None and _FINAL_DIR.get() is None and (distributed or DistContext()).is_main:
         args, final = dict(locals()), Path(out_dir)
         with output_dir(
             final,
@@ -361,7 +373,9 @@ def train_recommender(
     import torch
 
     model_cls, with_text = parse_model_name(model)
-    dev = torch.device(resolve_device(device))
+    ddp = distributed or DistContext()
+    dev = torch.device(resolve_device(ddp.device(device)))
+    sampling = SamplerConfig(sampler, parse_fanouts(fanouts, layers))
     seed_everything(seed)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -408,12 +422,16 @@ def train_recommender(
         "optimizer": "Adam",
         "split": data.split_source,
         "cold_items": cold_items,
+        "sampler": sampling.to_dict(),
+        **ddp.to_dict(),
         **(config_texts if texts is not None else {}),
     }
     out = Path(out_dir) if out_dir is not None else None
     ckpt_dir = out / CHECKPOINT_DIR if out is not None else None
-    if ckpt_dir is not None:
+    if ckpt_dir is not None and ddp.is_main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if not ddp.is_main:  # rank 0 alone writes
+        ckpt_dir = None
 
     # evaluation inputs, moved once
     has_train = np.zeros(data.n_users, dtype=bool)
@@ -461,6 +479,7 @@ def train_recommender(
     best_state = None
 
     if resume:
+        ckpt_dir = out / CHECKPOINT_DIR if out is not None else None
         if ckpt_dir is None:
             raise CheckpointError("resume=True needs out_dir (the folder of the interrupted run)")
         state_file = ckpt_dir / "train_state.json"
@@ -486,10 +505,12 @@ def train_recommender(
         curve, best = saved["curve"], saved["best"]
         start_epoch = saved["epoch"] + 1
         log.info("resuming %s from epoch %d", model, saved["epoch"])
+        if not ddp.is_main:
+            ckpt_dir = None
 
     train_seconds: list[float] = [c["train_seconds"] for c in curve if "train_seconds" in c]
     eval_seconds = 0.0
-    writer = _tensorboard(out)
+    writer = _tensorboard(out) if ddp.is_main else None
     use_amp = dev.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -497,14 +518,17 @@ def train_recommender(
     if model_cls.trainable and epochs > 0 and best["bad"] < patience and start_epoch <= epochs:
         from tqdm.auto import tqdm
 
-        sampler = _NegativeSampler(data.train, data.n_items, dev, exclude=data.cold_items)
+        negatives = _NegativeSampler(data.train, data.n_items, dev, exclude=data.cold_items)
+        sampled = SampledTraining(net, sampling) if sampling.sampled else None
+        step = ddp.wrap(_TrainStep(net, sampled))
         train_pairs = splits["train"]
         gen = torch.Generator(device=dev)
+        subgraph_gen = torch.Generator(device=dev)
         bar = tqdm(
             range(start_epoch, epochs + 1),
             desc=f"train {model}",
             unit="epoch",
-            disable=not _progress_enabled(progress),
+            disable=not (_progress_enabled(progress) and ddp.is_main),
             initial=start_epoch - 1,
             total=epochs,
         )
@@ -513,6 +537,9 @@ def train_recommender(
             gen.manual_seed(seed * 1_000_003 + epoch)
             t0 = time.perf_counter()
             net.on_epoch_start(gen)
+            if sampled is not None:
+                sampled.on_epoch_start()
+                subgraph_gen.manual_seed((seed * 1_000_003 + epoch) * 4099 + ddp.rank)
             perm = torch.randperm(len(train_pairs), device=dev, generator=gen)
             total_loss = torch.zeros((), device=dev)
             total_reg = torch.zeros((), device=dev)
@@ -521,13 +548,11 @@ def train_recommender(
             for start in range(0, len(perm), batch_size):
                 batch = train_pairs[perm[start : start + batch_size]]
                 users, pos = batch[:, 0], batch[:, 1]
-                neg = sampler(users, gen)
+                neg = negatives(users, gen)  # the whole batch's: same stream on every rank
+                users, pos, neg = ddp.shard(users, pos, neg)
                 with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-                    bpr, l2 = net.bpr_loss(users, pos, neg, reg)
-                    loss = bpr + l2
-                    aux = net.aux_loss(len(users), gen, reg)
+                    loss, bpr, l2, aux = step(users, pos, neg, reg, len(batch), gen, subgraph_gen)
                     if aux is not None:
-                        loss = loss + aux
                         total_aux += aux.detach()
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -536,6 +561,10 @@ def train_recommender(
                 total_loss += bpr.detach()
                 total_reg += l2.detach()
                 n_batches += 1
+            if ddp.active:
+                total_loss, total_reg, total_aux = ddp.mean(
+                    torch.stack([total_loss, total_reg, total_aux])
+                )
             mean_loss = float(total_loss) / max(n_batches, 1)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
@@ -550,14 +579,17 @@ def train_recommender(
             }
             if epoch % eval_every == 0 or epoch == epochs:
                 t1 = time.perf_counter()
-                valid = evaluate("valid", choose_mix=True)
+                valid = evaluate("valid", choose_mix=True) if ddp.is_main else {"recall@20": 0.0}
                 eval_seconds += time.perf_counter() - t1
-                row.update({f"valid_{k}": valid[k] for k in REPORTED_METRICS})
-                if "mix" in valid:
-                    row["valid_mix"] = valid["mix"]
+                valid["recall@20"] = ddp.broadcast(valid["recall@20"])  # rank 0 decides
+                if ddp.is_main:
+                    row.update({f"valid_{k}": valid[k] for k in REPORTED_METRICS})
+                    if "mix" in valid:
+                        row["valid_mix"] = valid["mix"]
                 if valid["recall@20"] > best["recall@20"]:
                     best = {"epoch": epoch, "recall@20": valid["recall@20"], "bad": 0}
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                    if ddp.is_main:
+                        best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
                     if ckpt_dir is not None:
                         _save_weights(net, _state_path(ckpt_dir, "best"))
                 else:
@@ -591,6 +623,8 @@ def train_recommender(
         bar.close()
     if writer is not None:
         writer.close()
+    if not ddp.is_main:
+        return None
 
     # restore the best weights (in memory, or from disk after a resume)
     if best_state is not None:
@@ -660,6 +694,26 @@ def warm_cold_split(data: InteractionData, pairs: np.ndarray) -> tuple[np.ndarra
     """
     warm = data.warm_item_mask()[pairs[:, 1]]
     return pairs[warm], pairs[~warm]
+
+
+class _TrainStep(nn.Module):
+    """One BPR step's losses as a module call, so that DistributedDataParallel can hook it."""
+
+    def __init__(self, net, sampled: SampledTraining | None) -> None:
+        super().__init__()
+        self.net, self.sampled = net, sampled
+
+    def forward(self, users, pos, neg, reg: float, batch_size: int, generator, subgraph_generator):
+        if self.sampled is not None:
+            bpr, l2 = self.sampled.bpr_loss(users, pos, neg, reg, subgraph_generator)
+        else:
+            bpr, l2 = self.net.bpr_loss(users, pos, neg, reg)
+        loss = bpr + l2
+        # the global batch size: the same draws from `generator` on every rank
+        aux = self.net.aux_loss(batch_size, generator, reg)
+        if aux is not None:
+            loss = loss + aux
+        return loss, bpr, l2, aux
 
 
 def _read_json(path: Path) -> dict[str, Any]:

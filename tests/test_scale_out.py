@@ -1,0 +1,132 @@
+"""Past one machine: sampled mini-batch training, data-parallel training (DDP, gloo on CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from kgwb.cli import main  # noqa: E402
+from kgwb.data import load_dataset  # noqa: E402
+from kgwb.train.data import build_collab_kg, prepare_interactions  # noqa: E402
+from kgwb.train.models import build_model  # noqa: E402
+from kgwb.train.sampler import (  # noqa: E402
+    NeighborSampler,
+    SamplerConfig,
+    SamplerError,
+    parse_fanouts,
+    propagate_sampled,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    ds = load_dataset("sample:tiny")
+    return ds, prepare_interactions(ds, seed=0)
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "lightgcn+text"])
+def test_sampling_every_neighbour_gives_the_full_graph_and_its_gradients(tiny, name):
+    ds, data = tiny
+    ckg = build_collab_kg(data, ds, None) if name.startswith("kgat") else None
+    text = torch.randn(data.n_items, 8) if name.endswith("+text") else None
+    net = build_model(name, data, kg=ckg, text_features=text)
+    net.on_eval()
+    net.train()
+    n_nodes = net.propagate_nodes().shape[0]
+    seeds = torch.unique(
+        torch.randint(0, n_nodes, (60,), generator=torch.Generator().manual_seed(1))
+    )
+    weight = torch.randn(len(seeds), net.dim)
+
+    full = net.propagate_nodes()[seeds]
+    (full * weight).sum().backward()
+    full_grads = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+    net.zero_grad()
+
+    sampler = NeighborSampler(net.sampling_graphs(), (10**6, 10**6))
+    sub = sampler.sample(seeds)
+    sampled = propagate_sampled(net, sub)
+    (sampled * weight).sum().backward()
+    assert torch.allclose(sampled, full, atol=1e-5)
+    for n, p in net.named_parameters():
+        if n in full_grads:
+            assert torch.allclose(p.grad, full_grads[n], atol=1e-5), n
+
+
+def test_capped_fanout_bounds_the_subgraph_and_is_unbiased(tiny):
+    _, data = tiny
+    net = build_model("lightgcn", data)
+    net.eval()
+    seeds = torch.arange(0, net.n_users, 7)
+    sampler = NeighborSampler(net.sampling_graphs(), (3, 2))
+    gen = torch.Generator().manual_seed(0)
+    sub = sampler.sample(seeds, gen)
+    first, second = sub.layers
+    assert second["ui"].shape[0] == len(seeds)  # the last layer computes the seeds only
+    assert second["ui"].values().numel() <= 3 * len(seeds)
+    assert first["ui"].values().numel() <= 3 * len(seeds) + 2 * (len(sub.nodes) - len(seeds))
+    with torch.no_grad():
+        full = net.propagate_nodes()[seeds]
+        mean = sum(propagate_sampled(net, sampler.sample(seeds, gen)) for _ in range(400)) / 400
+    assert ((mean - full).norm() / full.norm()) < 0.05
+
+
+def test_fanout_and_sampler_names_are_checked():
+    assert parse_fanouts("15,10", 2) == (15, 10)
+    assert parse_fanouts("8", 3) == (8, 8, 8)
+    for bad in ("15,10,5", "15,x", "0,3"):
+        with pytest.raises(SamplerError, match="fan-out"):
+            parse_fanouts(bad, 2)
+    with pytest.raises(SamplerError, match="neighbors"):
+        SamplerConfig("layers")
+
+
+def _train(tmp_path, name, *extra):
+    out = tmp_path / name
+    argv = ["train", "--dataset", "sample:tiny", "--epochs", "4", "--device", "cpu"]
+    argv += ["--out", str(out), "--no-progress", "--save-top-k", "0", "--dim", "32", *extra]
+    assert main(argv) == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_sampled_training_records_its_sampler_and_learns(tmp_path, capsys):
+    full = _train(tmp_path, "full")
+    sampled = _train(tmp_path, "sampled", "--sampler", "neighbors", "--fanout", "5,5")
+    assert sampled["config"]["sampler"] == {"name": "neighbors", "fanouts": [5, 5]}
+    assert full["config"]["sampler"]["name"] == "full"
+    # the tiny sample's test set is 200 users: a loose bar, the real one is in the benchmark
+    assert sampled["test"]["recall@20"] >= 0.6 * full["test"]["recall@20"] > 0
+
+
+def test_a_model_without_sampled_propagation_says_so(tmp_path, capsys):
+    argv = ["train", "--dataset", "sample:tiny", "--epochs", "1", "--device", "cpu"]
+    argv += ["--out", str(tmp_path / "x"), "--model", "bprmf", "--sampler", "neighbors"]
+    assert main(argv) == 2
+    assert "does not support sampled training" in capsys.readouterr().err
+
+
+def test_two_gloo_processes_match_one_and_resume_across_world_sizes(tmp_path, capsys):
+    one = _train(tmp_path, "one")
+    two = _train(tmp_path, "two", "--nproc", "2")
+    assert two["config"]["world_size"] == 2 and two["config"]["backend"] == "gloo"
+    assert one["config"]["world_size"] == 1
+    assert two["epochs_run"] == one["epochs_run"] == 4
+    # same global batches and random streams: equal up to floating-point summation order
+    assert two["test"]["recall@20"] == pytest.approx(one["test"]["recall@20"], rel=0.1)
+    assert two["curve"][-1]["loss"] == pytest.approx(one["curve"][-1]["loss"], rel=1e-3)
+    checkpoints = tmp_path / "two" / "checkpoints"
+    assert {p.name for p in checkpoints.iterdir()} >= {"best.safetensors", "last.safetensors"}
+
+    # two processes for 2 epochs, then one process resumes to 4 (and the reverse)
+    part = tmp_path / "part"
+    argv = ["train", "--dataset", "sample:tiny", "--device", "cpu", "--out", str(part)]
+    argv += ["--no-progress", "--save-top-k", "0", "--dim", "32"]
+    assert main([*argv, "--epochs", "2", "--nproc", "2"]) == 0
+    assert main([*argv, "--epochs", "4", "--resume"]) == 0
+    resumed = json.loads((part / "metrics.json").read_text())
+    assert resumed["epochs_run"] == 4
+    assert resumed["curve"][-1]["loss"] == pytest.approx(one["curve"][-1]["loss"], rel=1e-3)
+    assert resumed["test"]["recall@20"] == pytest.approx(one["test"]["recall@20"], rel=0.1)
