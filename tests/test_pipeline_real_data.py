@@ -46,7 +46,7 @@ def test_pipeline_on_an_amazon_beauty_user_subsample(shared_datasets, tmp_path):
         },
     }
     result = run_pipeline(params=params, out_dir=tmp_path / "run")
-    assert result.ok and len(result.notebooks) == 4
+    assert result.ok and len(result.notebooks) == 5
     for run in result.notebooks:  # no cell raised
         nb = nbformat.read(run.output, as_version=4)
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
@@ -65,3 +65,5 @@ def test_pipeline_on_an_amazon_beauty_user_subsample(shared_datasets, tmp_path):
     inspect_nb = (tmp_path / "run" / "04_inspect.ipynb").read_text()
     assert "semantic search skipped: the catalog has no item text" in inspect_nb
     assert "ego_top_item.html" in metrics["04_inspect"]["views"]
+    # 05 scores against the sample's ground truth: on this catalog it says it skipped
+    assert metrics["05_language"]["skipped"].startswith("05_language skipped")

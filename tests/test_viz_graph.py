@@ -193,6 +193,12 @@ setTimeout(function () {
     out.nodes = net.body.data.nodes.length;
     out.edges = net.body.data.edges.length;
     var ih = net.interactionHandler;
+    // hide the edges while hovering the nodes, so an edge drawn across a node cannot take its
+    // popup (the physics layout decides where edges run)
+    net.body.data.edges.update(net.body.data.edges.get().map(function (e) {
+      return {id: e.id, hidden: true};
+    }));
+    net.redraw();
     net.body.data.nodes.forEach(function (n) {
       var pos = net.canvasToDOM(net.getPosition(n.id));
       ih.popupObj = undefined; ih.popup && ih.popup.hide();
