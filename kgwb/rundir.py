@@ -1,0 +1,152 @@
+"""The run folder, which owns every path of a run and builds or reuses each stage's result.
+
+A notebook asks for what it needs and never spells a path::
+
+    run = RunDir.for_notebook(OUTPUT_DIR, DATA_SOURCE, SEED)
+    data = run.get_or_build("data", DataConfig(source=DATA_SOURCE, seed=SEED))
+    kg = run.get_or_build("kg", KGBuildConfig(...))
+
+Layout (kept from earlier versions, so old run folders stay readable)::
+
+    <run>/dataset/ + data_stage.json      stage "data"
+    <run>/kg_build/{kg/, kg_build.json}   stage "kg"
+    <run>/train/<model>/                  stage "train" (one folder per model: run.train(name))
+    <run>/kge/                            stage "kge"
+    <run>/extractor/                      stage "extract" (a trained extractor)
+    <run>/metrics/<notebook>.json         what the pipeline merges into metrics.json
+
+:meth:`RunDir.get_or_build` reuses a saved result only when its recorded config equals the
+requested one and the data stamp (:mod:`kgwb.runs`) matches; otherwise it builds the stage and
+saves it (each stage's ``save`` writes atomically, record last).  Stages are registered in
+:data:`STAGES` (:class:`kgwb.stage.Registry`, lazy entries) as :class:`StageSpec`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kgwb.stage import Registry, StageConfig, StageResult
+
+
+@dataclasses.dataclass(frozen=True)
+class StageSpec:
+    """How a stage is built and where its result lives.
+
+    ``build(config, run)`` returns the stage's :class:`~kgwb.stage.StageResult`; with
+    ``saves=True`` it has already saved it into ``run`` (a stage that writes atomically as it
+    goes, e.g. training), else :meth:`RunDir.get_or_build` saves it.  ``result`` is the result
+    class (its ``load(run)`` reopens a saved one); ``folder`` is the attribute of
+    :class:`RunDir` that names the stage's folder."""
+
+    build: Callable[[Any, RunDir], StageResult] | str
+    result: type[StageResult] | str
+    folder: str
+    saves: bool = False
+
+    def _resolve(self, value: Any) -> Any:
+        return Registry("stage part", {"x": value}).get("x")
+
+    def build_fn(self) -> Callable[[Any, RunDir], StageResult]:
+        return self._resolve(self.build)
+
+    def result_cls(self) -> type[StageResult]:
+        return self._resolve(self.result)
+
+
+#: every stage RunDir can build: name -> StageSpec (modules register theirs)
+STAGES = Registry("stage")
+
+
+class RunDir:
+    """One run's folder and the paths of its stages."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    @classmethod
+    def for_notebook(cls, output_dir: str | Path | None, source: Any = None, seed: int = 0) -> RunDir:
+        """``OUTPUT_DIR`` if given, else the standalone folder named from the data parameters
+        (see :func:`kgwb.pipeline.run_dir`)."""
+        from kgwb.pipeline import run_dir
+
+        return cls(run_dir(output_dir, source, seed))
+
+    def __fspath__(self) -> str:
+        return str(self.root)
+
+    def __truediv__(self, other: str) -> Path:
+        return self.root / other
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.root)!r})"
+
+    # -- the paths ------------------------------------------------------------------------
+    @property
+    def dataset(self) -> Path:
+        return self.root / "dataset"
+
+    @property
+    def kg_build(self) -> Path:
+        return self.root / "kg_build"
+
+    @property
+    def kg(self) -> Path:
+        """The KG tables (``KnowledgeGraph.load(run.kg)``)."""
+        return self.kg_build / "kg"
+
+    @property
+    def spans(self) -> Path:
+        return self.kg_build / "extracted_spans.parquet"
+
+    @property
+    def train_root(self) -> Path:
+        return self.root / "train"
+
+    def train(self, name: str) -> Path:
+        """The folder of one trained recommender (``kgat+text`` → ``train/kgat_text``)."""
+        return self.train_root / name.replace("+", "_")
+
+    @property
+    def kge(self) -> Path:
+        return self.root / "kge"
+
+    @property
+    def extractor(self) -> Path:
+        return self.root / "extractor"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    def view(self, name: str) -> Path:
+        """An HTML view or figure written by 02/04 (``run.view("ego_kg_item.html")``)."""
+        return self.root / name
+
+    def folder_of(self, stage: str) -> Path:
+        """The folder a stage's result is saved in (the root for ``data``)."""
+        spec = STAGES.get(stage)
+        where = getattr(self, spec.folder)
+        return where if isinstance(where, Path) else Path(where)
+
+    # -- build or reuse ---------------------------------------------------------------------
+    def saved_config(self, stage: str) -> dict[str, Any] | None:
+        """The config recorded by the saved result of ``stage``, or None (none or damaged)."""
+        spec = STAGES.get(stage)
+        try:
+            return spec.result_cls().read_record(self).get("config")
+        except (FileNotFoundError, ValueError, AttributeError):
+            return None
+
+    def get_or_build(self, stage: str, config: StageConfig, *, rebuild: bool = False) -> Any:
+        """The saved result of ``stage`` when it was built with ``config`` (same JSON), else
+        the stage built now with ``config`` and saved into this run."""
+        spec = STAGES.get(stage)
+        if not rebuild and self.saved_config(stage) == config.to_dict():
+            return spec.result_cls().load(self)
+        result = spec.build_fn()(config, self)
+        if not spec.saves:
+            result.save(self)
+        return result
