@@ -302,6 +302,9 @@ class Registry:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
     def get(self, name: str) -> Any:
         if name not in self._entries:
             raise UnknownNameError(self.kind, name, self.names())

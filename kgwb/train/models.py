@@ -32,8 +32,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from kgwb.errors import ConfigError, UnknownNameError
+from kgwb.errors import ConfigError
 from kgwb.train.data import CollabKG, InteractionData
+from kgwb.train.registry import RECOMMENDERS, TEXT_SUFFIX, with_text  # noqa: F401
 
 
 class _SparseMatmul(torch.autograd.Function):
@@ -705,36 +706,19 @@ def _group_softmax(scores: torch.Tensor, group: torch.Tensor, n_groups: int) -> 
     return e / total[group]
 
 
-#: model name -> class; ``<name>+text`` adds item text features.
-MODELS: dict[str, type[Recommender]] = {
-    cls.name: cls for cls in (Popularity, BPRMF, LightGCN, KGAT)
-}
-TEXT_SUFFIX = "+text"
-
-# models kept in their own modules register themselves in MODELS when imported
-import kgwb.train.inductive  # noqa: E402, F401  (kg-inductive)
-import kgwb.train.text_tower  # noqa: E402, F401  (text-tower)
+#: model name -> class (a lazy :class:`kgwb.stage.Registry`, :mod:`kgwb.train.registry`);
+#: ``<name>+text`` adds item text features.
+MODELS = RECOMMENDERS
 
 
 def model_names() -> list[str]:
     """Every name :func:`build_model` accepts (``+text`` variants included)."""
-    return sorted(list(MODELS) + [n + TEXT_SUFFIX for n, c in MODELS.items() if _takes_text(c)])
-
-
-def _takes_text(cls: type[Recommender]) -> bool:
-    """Whether ``<name>+text`` exists (the text tower reads the item text itself)."""
-    return cls.trainable and not getattr(cls, "uses_item_text", False)
+    return RECOMMENDERS.names()
 
 
 def parse_model_name(name: str) -> tuple[type[Recommender], bool]:
     """``"kgat+text"`` → ``(KGAT, True)``; unknown names raise UnknownNameError."""
-    base, with_text = (
-        (name[: -len(TEXT_SUFFIX)], True) if name.endswith(TEXT_SUFFIX) else (name, False)
-    )
-    cls = MODELS.get(base)
-    if cls is None or (with_text and not _takes_text(cls)):
-        raise UnknownNameError("model", name, model_names())
-    return cls, with_text
+    return RECOMMENDERS.get(name), with_text(name)
 
 
 def build_model(
