@@ -157,11 +157,16 @@ class StageConfig:
 
     @classmethod
     def add_arguments(
-        cls, parser: argparse.ArgumentParser, *, skip: Iterable[str] = (), **defaults: Any
+        cls,
+        parser: argparse.ArgumentParser,
+        *,
+        skip: Iterable[str] = (),
+        helps: dict[str, str] | None = None,
+        **defaults: Any,
     ) -> None:
         """One ``--flag`` per field (``--batch-size`` for ``batch_size``; ``metadata['flag']``
         renames it), typed from the annotation, with the field's default and help; ``defaults``
-        overrides a default for this command only."""
+        overrides a default and ``helps`` a help text for this command only."""
         hints = typing.get_type_hints(cls)
         for f in cls.cli_fields(skip):
             kind, _ = _base_types(hints[f.name])
@@ -169,7 +174,8 @@ class StageConfig:
             default = defaults.get(f.name, _field_default(f))
             kwargs: dict[str, Any] = {"dest": f.name, "default": default}
             shown = "" if default in (None, dataclasses.MISSING, "") else f" (default {_show(default)})"
-            kwargs["help"] = (f.metadata.get("help") or "") + shown
+            text = (helps or {}).get(f.name) or f.metadata.get("help") or ""
+            kwargs["help"] = text + shown
             if kind is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
             else:

@@ -43,7 +43,7 @@ from kgwb.atomic import output_dir, write_json, write_with
 from kgwb.data.schema import Dataset
 from kgwb.device import resolve_device
 from kgwb.errors import ConfigError, DataError
-from kgwb.stage import StageConfig, StageResult, option
+from kgwb.stage import StageResult
 from kgwb.train.data import (
     CollabKG,
     InteractionData,
@@ -52,7 +52,8 @@ from kgwb.train.data import (
 )
 from kgwb.train.distributed import DistContext
 from kgwb.train.registry import RECOMMENDERS, TEXT_SUFFIX
-from kgwb.train.sampler import SAMPLERS, SampledTraining, SamplerConfig, SamplerError, parse_fanouts
+from kgwb.train.config import RecommenderConfig
+from kgwb.train.sampler import SampledTraining
 from kgwb.train.trainer import (  # noqa: F401  (older names, used by benchmarks)
     REPORTED_METRICS,
     Checkpoint,
@@ -82,96 +83,6 @@ _state_path, _save_weights, _load_weights, _read_json = state_path, save_weights
 CHECKPOINT_DIR = "checkpoints"
 #: files that mark a folder as a training run (older runs carry no kgwb marker)
 RUN_MANIFESTS = ("metrics.json", CHECKPOINT_DIR)
-_MODEL_NAMES = ", ".join(RECOMMENDERS.names())
-
-
-@dataclass
-class RecommenderConfig(StageConfig):
-    """Everything that decides a trained recommender (the ``kgwb train`` flags derive from
-    these fields; ``lr``'s CLI default is the notebooks' 0.01)."""
-
-    model: str = option("lightgcn", f"one of: {_MODEL_NAMES}", metavar="NAME")
-    epochs: int = option(200, "maximum epochs")
-    dim: int = option(64, "embedding size")
-    layers: int = option(2, "propagation layers")
-    lr: float = option(1e-3, "Adam learning rate")
-    batch_size: int = option(2048, "BPR batch size")
-    reg: float = option(1e-4, "L2 weight on batch embeddings")
-    patience: int = option(10, "evaluations without a better valid Recall@20")
-    eval_every: int = option(1, "validate every N epochs")
-    device: str = option("auto", "auto (cuda when available), cpu or cuda")
-    seed: int = option(0, "seed of training and sample data")
-    with_text: bool = option(
-        False,
-        "add item title embeddings from the default text encoder (same as NAME+text)",
-        flag="--text-features",
-    )
-    cold_items: float = option(
-        0.0,
-        "cold-start protocol: hold out a seeded fraction F of the items with all their "
-        "interactions (evaluated only); metrics.json adds test_warm and test_cold",
-        metavar="F",
-    )
-    model_options: dict[str, Any] = option({}, "extra keyword arguments of the model class", cli=False)
-    sampler: str = option(
-        "full",
-        "full: every step propagates over the whole graph (default, fastest on small "
-        "graphs); neighbors: over the batch's sampled L-hop neighbourhood (linear epochs)",
-        choices=SAMPLERS,
-    )
-    fanouts: tuple[int, ...] = option(
-        (15, 10),
-        "with --sampler neighbors: neighbours drawn per node at each hop",
-        flag="--fanout",
-        metavar="K1,K2",
-    )
-    eval_batch_size: int = option(1024, "users scored per evaluation batch", cli=False)
-    nproc: int = option(
-        1,
-        "data-parallel processes on this machine (DDP: gloo on CPU, NCCL on GPUs); "
-        "across machines use torchrun ... -m kgwb train (see README)",
-    )
-    save_top_k: int = option(
-        0,
-        "write the top-k recommendations of every user to recommendations.parquet (0: no)",
-    )
-
-    def __post_init__(self) -> None:
-        self.model_options = dict(self.model_options or {})
-        if isinstance(self.fanouts, str):
-            try:
-                self.fanouts = tuple(int(v) for v in self.fanouts.replace(" ", "").split(",") if v)
-            except ValueError:
-                raise SamplerError(
-                    f"fan-out {self.fanouts!r}: expected comma-separated positive integers, "
-                    "e.g. 15,10"
-                ) from None
-        self.fanouts = tuple(int(v) for v in self.fanouts)
-        super().__post_init__()
-
-    def validate(self) -> None:
-        RECOMMENDERS.raw(self.name)  # an unknown name lists the known ones
-        for key in ("epochs", "patience", "cold_items", "save_top_k"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
-        for key in ("dim", "batch_size", "eval_every", "eval_batch_size", "nproc"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-        SamplerConfig(self.sampler, ())  # an unknown sampler lists the known ones
-        if self.sampler != "full":
-            parse_fanouts(self.fanouts, self.layers)
-
-    @property
-    def name(self) -> str:
-        """The model's registry name (``--text-features`` adds ``+text``)."""
-        if self.with_text and not self.model.endswith(TEXT_SUFFIX):
-            return self.model + TEXT_SUFFIX
-        return self.model
-
-    def sampling(self) -> SamplerConfig:
-        # fan-outs only mean something to a sampled run (and must then match the layers)
-        full = self.sampler == "full"
-        return SamplerConfig(self.sampler, () if full else parse_fanouts(self.fanouts, self.layers))
 
 
 def seed_everything(seed: int) -> None:
