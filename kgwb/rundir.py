@@ -125,28 +125,61 @@ class RunDir:
         """An HTML view or figure written by 02/04 (``run.view("ego_kg_item.html")``)."""
         return self.root / name
 
-    def folder_of(self, stage: str) -> Path:
-        """The folder a stage's result is saved in (the root for ``data``)."""
+    def train_folder(self, config: Any) -> Path:
+        """The folder of the ``train`` stage for ``config`` (a RecommenderConfig)."""
+        if config is None:
+            from kgwb.errors import ConfigError
+
+            raise ConfigError("the train stage has one folder per model: give its config")
+        return self.train(config.name)
+
+    def folder_of(self, stage: str, config: Any = None) -> Path:
+        """The folder a stage's result is saved in (the root for ``data``); a stage with one
+        folder per config (``train``: one per model) names it from ``config``."""
         spec = STAGES.get(stage)
         where = getattr(self, spec.folder)
+        if callable(where):
+            where = where(config)
         return where if isinstance(where, Path) else Path(where)
 
     # -- build or reuse ---------------------------------------------------------------------
-    def saved_config(self, stage: str) -> dict[str, Any] | None:
+    def saved_config(self, stage: str, config: Any = None) -> dict[str, Any] | None:
         """The config recorded by the saved result of ``stage``, or None (none or damaged)."""
         spec = STAGES.get(stage)
+        result = spec.result_cls()
         try:
-            return spec.result_cls().read_record(self).get("config")
+            return result.read_record(self._where(stage, config)).get(result.CONFIG_KEY)
         except (FileNotFoundError, ValueError, AttributeError):
             return None
+
+    def _where(self, stage: str, config: Any) -> Any:
+        """What a stage's result reads and writes: this run, or its folder when the stage has
+        one folder per config."""
+        spec = STAGES.get(stage)
+        return self.folder_of(stage, config) if callable(getattr(self, spec.folder)) else self
 
     def get_or_build(self, stage: str, config: StageConfig, *, rebuild: bool = False) -> Any:
         """The saved result of ``stage`` when it was built with ``config`` (same JSON), else
         the stage built now with ``config`` and saved into this run."""
         spec = STAGES.get(stage)
-        if not rebuild and self.saved_config(stage) == config.to_dict():
-            return spec.result_cls().load(self)
+        if not rebuild and self.saved_config(stage, config) == config.to_dict():
+            return spec.result_cls().load(self._where(stage, config))
         result = spec.build_fn()(config, self)
         if not spec.saves:
             result.save(self)
         return result
+
+
+STAGES.register(
+    "train",
+    StageSpec(
+        build="kgwb.train.recommend:build_stage",
+        result="kgwb.train.recommend:RecommenderResult",
+        folder="train_folder",
+        saves=True,
+    ),
+)
+STAGES.register(
+    "kge",
+    StageSpec(build="kgwb.train.kge:build_stage", result="kgwb.train.kge:KGEResult", folder="kge"),
+)

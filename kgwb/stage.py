@@ -216,6 +216,8 @@ class StageResult:
 
     STAGE: ClassVar[str] = "stage"
     RECORD: ClassVar[str] = "result.json"
+    #: the key of ``RECORD`` that holds the stage's config (what ``get_or_build`` compares)
+    CONFIG_KEY: ClassVar[str] = "config"
 
     environment: dict[str, str] = dataclasses.field(default_factory=environment_info)
 

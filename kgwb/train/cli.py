@@ -106,7 +106,7 @@ def _train_rank(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_options(pairs: list[str]) -> dict:
+def _model_options(pairs: list[str], flag: str = "--option", command: str = "train") -> dict:
     """``["train_layers=1", "encoder=bert-base-uncased"]`` → ``{"train_layers": 1, ...}``."""
     import json
 
@@ -114,7 +114,7 @@ def _model_options(pairs: list[str]) -> dict:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"kgwb train: --option {pair!r} is not KEY=VALUE")
+            raise SystemExit(f"kgwb {command}: {flag} {pair!r} is not KEY=VALUE")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:

@@ -147,3 +147,80 @@ class RecommenderConfig(StageConfig):
         return SamplerConfig(self.sampler, () if full else parse_fanouts(self.fanouts, self.layers))
 
 
+
+
+class KGEConfigError(KgwbError, ValueError):
+    """A KG embedding setting out of range (the message names it and what it must be)."""
+
+
+#: the PyKEEN models kgwb's tests and benchmarks (benchmarks/bench_kge.py) cover -> class name;
+#: every other model of PyKEEN's resolver trains too (:func:`kgwb.train.kge.kge_models`)
+KGE_TESTED: dict[str, str] = {
+    "transe": "TransE",
+    "distmult": "DistMult",
+    "complex": "ComplEx",
+    "rotate": "RotatE",
+}
+
+
+@dataclass
+class KGEConfig(StageConfig):
+    """A PyKEEN training run (the ``kgwb kge`` flags derive from these fields)."""
+
+    model: str = option(
+        "transe",
+        "a PyKEEN model name (any of pykeen.models.model_resolver)",
+        metavar="NAME",
+    )
+    model_kwargs: dict[str, Any] = option(
+        {}, "extra keyword arguments of the PyKEEN model class", cli=False
+    )
+    epochs: int = option(100, "maximum epochs")
+    dim: int = option(64, "embedding dimension (complex dimensions for ComplEx/RotatE)")
+    lr: float = option(0.01, "Adam learning rate")
+    batch_size: int = option(256, "training batch size")
+    negatives: int = option(4, "negatives sampled per positive")
+    device: str = option("auto", "auto, cpu or cuda")
+    seed: int = option(0, "random seed of split and training")
+    validation: float = option(0.1, "validation fraction")
+    test: float = option(0.1, "test fraction")
+    early_stopping: bool = option(
+        True, "stop when validation MRR stalls (--no-early-stopping trains all epochs)"
+    )
+    sources: tuple[str, ...] | None = option(
+        None, "for a kgwb KG: comma-separated edge sources to keep (e.g. catalog,extracted)"
+    )
+    drop_reverse_leaks: bool = option(
+        False,
+        "remove test/validation triples whose reverse pair is in train (FB15k-237 style); "
+        "metrics.json counts them either way (test_reverse_in_train)",
+    )
+
+    def __post_init__(self) -> None:
+        self.model_kwargs = dict(self.model_kwargs or {})
+        if isinstance(self.sources, str):
+            self.sources = tuple(s.strip() for s in self.sources.split(",") if s.strip())
+        elif self.sources is not None:
+            self.sources = tuple(self.sources)
+        super().__post_init__()
+
+    @property
+    def key(self) -> str:
+        """The model's name as PyKEEN's resolver normalises it (``TransE`` → ``transe``)."""
+        return str(self.model).lower().replace("_", "").replace("-", "")
+
+    def validate(self) -> None:
+        if self.key not in KGE_TESTED:
+            from kgwb.train.kge import kge_models
+
+            kge_models().raw(self.key)  # an unknown name lists PyKEEN's models
+        for name in ("dim", "epochs", "batch_size", "negatives"):
+            value = getattr(self, name)
+            if int(value) < 1:
+                raise KGEConfigError(f"{name} must be at least 1, not {value}")
+        validation, test = self.validation, self.test
+        if not 0 <= validation < 1 or not 0 < test < 1 or validation + test >= 1:
+            raise KGEConfigError(
+                "split fractions need 0 <= validation, 0 < test and validation + test < 1 "
+                f"(got validation={validation}, test={test})"
+            )
