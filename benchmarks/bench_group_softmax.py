@@ -30,9 +30,10 @@ def main() -> None:
         a = hand_written(scores, group, len(blocks))
         b = softmax(scores, group, num_nodes=len(blocks))
         print(f"{n} scores, {len(blocks)} groups: bit-identical {torch.equal(a, b)}")
+        k = len(blocks)
         for name, fn in (
-            ("hand-written", lambda: hand_written(scores, group, len(blocks))),
-            ("pyg softmax", lambda: softmax(scores, group, num_nodes=len(blocks))),
+            ("hand-written", lambda s=scores, g=group, k=k: hand_written(s, g, k)),
+            ("pyg softmax", lambda s=scores, g=group, k=k: softmax(s, g, num_nodes=k)),
         ):
             fn()
             t, cpu = time.perf_counter(), time.process_time()

@@ -58,7 +58,9 @@ def main() -> None:
             x = x0.clone().requires_grad_(True)
             fn(x).pow(2).sum().backward()
         wall, cpu = (time.perf_counter() - t) / 5, (time.process_time() - cpu) / 5
-        print(f"{name:26s} {wall * 1000:8.1f} ms wall {cpu * 1000:8.1f} ms cpu  max diff {diff:.1e}")
+        print(
+            f"{name:26s} {wall * 1000:8.1f} ms wall {cpu * 1000:8.1f} ms cpu  max diff {diff:.1e}"
+        )
 
 
 if __name__ == "__main__":

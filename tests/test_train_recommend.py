@@ -14,7 +14,6 @@ import torch  # noqa: E402
 from kgwb.cli import main  # noqa: E402
 from kgwb.data.schema import Dataset  # noqa: E402
 from kgwb.errors import UnknownNameError  # noqa: E402
-from kgwb.train import cli as train_cli  # noqa: E402
 from kgwb.train.data import (  # noqa: E402
     EmptySplitError,
     SplitWarning,

@@ -48,7 +48,6 @@ def parse_fanouts(text: str | list[int] | tuple[int, ...], layers: int) -> tuple
     return values
 
 
-
 _MODEL_NAMES = ", ".join(RECOMMENDERS.names())
 
 
@@ -79,7 +78,9 @@ class RecommenderConfig(StageConfig):
         "interactions (evaluated only); metrics.json adds test_warm and test_cold",
         metavar="F",
     )
-    model_options: dict[str, Any] = option({}, "extra keyword arguments of the model class", cli=False)
+    model_options: dict[str, Any] = option(
+        {}, "extra keyword arguments of the model class", cli=False
+    )
     sampler: str = option(
         "full",
         "full: every step propagates over the whole graph (fastest on small graphs); "
@@ -145,8 +146,6 @@ class RecommenderConfig(StageConfig):
         # fan-outs only mean something to a sampled run (and must then match the layers)
         full = self.sampler == "full"
         return SamplerConfig(self.sampler, () if full else parse_fanouts(self.fanouts, self.layers))
-
-
 
 
 class KGEConfigError(KgwbError, ValueError):

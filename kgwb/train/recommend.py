@@ -28,7 +28,6 @@ on CPU everything is float32 and, with the same seed, bit-for-bit repeatable.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 import time
@@ -44,6 +43,7 @@ from kgwb.data.schema import Dataset
 from kgwb.device import resolve_device
 from kgwb.errors import ConfigError, DataError
 from kgwb.stage import StageResult
+from kgwb.train.config import RecommenderConfig
 from kgwb.train.data import (
     CollabKG,
     InteractionData,
@@ -52,7 +52,6 @@ from kgwb.train.data import (
 )
 from kgwb.train.distributed import DistContext
 from kgwb.train.registry import RECOMMENDERS, TEXT_SUFFIX
-from kgwb.train.config import RecommenderConfig
 from kgwb.train.sampler import SampledTraining
 from kgwb.train.trainer import (  # noqa: F401  (older names, used by benchmarks)
     REPORTED_METRICS,

@@ -43,8 +43,10 @@ import torch
 from torch.nn import functional as F
 
 from kgwb.errors import KgwbError  # noqa: F401
+
 # the names and fan-out parsing live with the config (no torch): kgwb train --help stays fast
 from kgwb.train.config import SAMPLERS, SamplerError, parse_fanouts  # noqa: F401
+
 
 class SampledModel(Protocol):
     layers: int

@@ -254,7 +254,13 @@ class Trainer:
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - t0
-        return {"epoch": epoch, "loss": loss, "reg_loss": reg, "aux_loss": aux, "train_seconds": seconds}
+        return {
+            "epoch": epoch,
+            "loss": loss,
+            "reg_loss": reg,
+            "aux_loss": aux,
+            "train_seconds": seconds,
+        }
 
     def train_batch(self, batch) -> torch.Tensor:
         """One optimiser step on a global batch (this rank's shard of it); its detached
@@ -320,7 +326,9 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         if trainer.best["bad"] >= self.patience:
-            log.info("early stop at epoch %d (best %d)", trainer.row["epoch"], trainer.best["epoch"])
+            log.info(
+                "early stop at epoch %d (best %d)", trainer.row["epoch"], trainer.best["epoch"]
+            )
             trainer.stop = True
 
 
