@@ -101,7 +101,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if isinstance(kind, type) and issubclass(kind, StageConfig) and isinstance(value, dict):
             return kind.from_dict(value, where=where)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where}: {value!r} is not a valid {getattr(kind, '__name__', kind)}") from err
+        raise ConfigError(
+            f"{where}: {value!r} is not a valid {getattr(kind, '__name__', kind)}"
+        ) from err
     return value
 
 
@@ -173,7 +175,9 @@ class StageConfig:
             flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
             default = defaults.get(f.name, _field_default(f))
             kwargs: dict[str, Any] = {"dest": f.name, "default": default}
-            shown = "" if default in (None, dataclasses.MISSING, "") else f" (default {_show(default)})"
+            shown = (
+                "" if default in (None, dataclasses.MISSING, "") else f" (default {_show(default)})"
+            )
             text = (helps or {}).get(f.name) or f.metadata.get("help") or ""
             kwargs["help"] = text + shown
             if kind is bool:
