@@ -94,10 +94,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _progress_enabled(progress: bool) -> bool:
-    return progress_enabled(progress)
-
-
 def peak_memory_mb(device) -> float:
     """CUDA: max allocated since the last reset; CPU: the process's peak resident set size."""
     import torch
@@ -441,7 +437,7 @@ def _train(config, inputs, out: Path | None, final: Path | None, resume, progres
         trainer.fit()
     if not ddp.is_main:
         return None
-    _restore_best(trainer, validation, ckpt_dir if ddp.is_main else None)
+    _restore_best(trainer, validation, ckpt_dir)
     return _finish(config, built, trainer, evaluate, description, out, final)
 
 
