@@ -109,3 +109,32 @@ def test_a_pykeen_model_beyond_the_tested_four_trains_with_its_kwargs():
     )
     assert res.config["model"] == "pairre" and res.config["model_kwargs"] == {"p": 1}
     assert 0.0 <= res.metrics["mrr"] <= 1.0
+
+
+def test_a_callback_sees_each_epochs_row_and_can_stop_training():
+    from kgwb.train.recommend import train_recommender
+    from kgwb.train.trainer import Callback
+
+    class StopAtTwo(Callback):
+        def __init__(self):
+            self.rows = []
+
+        def on_epoch_end(self, trainer):
+            self.rows.append(dict(trainer.row))
+            trainer.stop = trainer.row["epoch"] >= 2
+
+    seen = StopAtTwo()
+    ds = load_dataset("sample:tiny")
+    res = train_recommender(
+        dataset=ds, model="bprmf", epochs=5, dim=8, device="cpu", progress=False, callbacks=[seen]
+    )
+    assert res.epochs_run == 2 and [r["epoch"] for r in seen.rows] == [1, 2]
+    assert "valid_recall@20" in seen.rows[0] and seen.rows[0]["loss"] == res.curve[0]["loss"]
+
+
+def test_an_unknown_model_option_names_the_model_and_its_options():
+    from kgwb.train.recommend import train_recommender
+
+    ds = load_dataset("sample:tiny")
+    with pytest.raises(ConfigError, match="neighbors"):
+        train_recommender(dataset=ds, model="kgat", epochs=0, model_options={"neighbours": 4})

@@ -746,4 +746,22 @@ def build_model(
     kwargs: dict[str, Any] = {"dim": dim, "layers": layers, "text_features": text}
     if cls.uses_kg:
         kwargs["kg"] = kg
-    return cls(data, **kwargs, **options)
+    try:
+        return cls(data, **kwargs, **options)
+    except TypeError as err:  # an option the model does not take (e.g. a typo in --option)
+        if "unexpected keyword argument" not in str(err):
+            raise
+        raise ConfigError(f"model {name!r}: {err}; its options: {_options_of(cls)}") from None
+
+
+def _options_of(cls: type[Recommender]) -> str:
+    """The keyword options of a model class's constructor (its own and its bases')."""
+    import inspect
+
+    names = []
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass) and issubclass(klass, Recommender):
+            params = inspect.signature(klass.__init__).parameters.values()
+            names += [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+    skip = ("text_features", "kg", "dim", "layers")
+    return ", ".join(dict.fromkeys(n for n in names if n not in skip)) or "none"

@@ -55,6 +55,7 @@ from kgwb.train.registry import RECOMMENDERS, TEXT_SUFFIX
 from kgwb.train.sampler import SampledTraining
 from kgwb.train.trainer import (  # noqa: F401  (older names, used by benchmarks)
     REPORTED_METRICS,
+    Callback,
     Checkpoint,
     CheckpointError,
     EarlyStopping,
@@ -274,6 +275,7 @@ def train_recommender(
     overwrite: bool = True,
     progress: bool = True,
     distributed: DistContext | None = None,
+    callbacks: list[Callback] | None = None,
     **params: Any,
 ) -> RecommenderResult | None:
     """Train the recommender ``config`` describes on ``dataset``; evaluate it on valid and test.
@@ -303,12 +305,16 @@ def train_recommender(
     an earlier run there is replaced only with ``overwrite=True`` (the default here; ``kgwb
     train`` asks for ``--overwrite``), and then only once the new run is complete.  With
     ``save_top_k=K`` the folder also gets ``recommendations.parquet`` (top-K of every user).
+    ``callbacks`` (:class:`~kgwb.train.trainer.Callback`) run after the built-in ones at the end
+    of each epoch (they see ``trainer.row`` with its validation metrics and may set
+    ``trainer.stop``).
     """
     if config is None:
         config = RecommenderConfig(**params)
     elif params:
         config = config.replace(**params)
     inputs = {"dataset": dataset, "kg": kg, "text_features": text_features}
+    inputs["callbacks"] = list(callbacks or [])
     ddp = distributed or DistContext()
     # ranks other than 0 of a distributed run write nothing: no staging folder for them
     if out_dir is None or not ddp.is_main:
@@ -434,6 +440,7 @@ def _train(config, inputs, out: Path | None, final: Path | None, resume, progres
             trainer.callbacks += [Checkpoint(ckpt_dir, description), TensorBoard(out)]
         enabled = progress_enabled(progress) and ddp.is_main
         trainer.callbacks += [Progress(config.name, enabled), EarlyStopping(config.patience)]
+        trainer.callbacks += inputs["callbacks"]
         trainer.fit()
     if not ddp.is_main:
         return None
