@@ -11,7 +11,7 @@ Layout (kept from earlier versions, so old run folders stay readable)::
     <run>/dataset/ + data_stage.json      stage "data"
     <run>/kg_build/{kg/, kg_build.json}   stage "kg"
     <run>/train/<model>/                  stage "train" (one folder per model: run.train(name))
-    <run>/kge/                            stage "kge"
+    <run>/kge/<model>/                    stage "kge" (one folder per model)
     <run>/extractor/                      stage "extract" (a trained extractor)
     <run>/metrics/<notebook>.json         what the pipeline merges into metrics.json
 
@@ -135,6 +135,15 @@ class RunDir:
             raise ConfigError("the train stage has one folder per model: give its config")
         return self.train(config.name)
 
+    def kge_folder(self, config: Any) -> Path:
+        """The folder of the ``kge`` stage for ``config`` (a KGEConfig): ``kge/<model>``, as
+        03_train writes it."""
+        if config is None:
+            from kgwb.errors import ConfigError
+
+            raise ConfigError("the kge stage has one folder per model: give its config")
+        return self.kge / config.key
+
     def folder_of(self, stage: str, config: Any = None) -> Path:
         """The folder a stage's result is saved in (the root for ``data``); a stage with one
         folder per config (``train``: one per model) names it from ``config``."""
@@ -183,5 +192,7 @@ STAGES.register(
 )
 STAGES.register(
     "kge",
-    StageSpec(build="kgwb.train.kge:build_stage", result="kgwb.train.kge:KGEResult", folder="kge"),
+    StageSpec(
+        build="kgwb.train.kge:build_stage", result="kgwb.train.kge:KGEResult", folder="kge_folder"
+    ),
 )

@@ -86,7 +86,7 @@ def test_get_or_build_kge_on_the_runs_triples(run):
     pytest.importorskip("pykeen")
     config = KGEConfig(model="distmult", epochs=1, dim=8, device="cpu", early_stopping=False)
     first = run.get_or_build("kge", config)
-    assert (run.kge / "metrics.json").is_file() and first.metrics["epochs"] == 1
+    assert (run.kge / "distmult" / "metrics.json").is_file() and first.metrics["epochs"] == 1
     again = run.get_or_build("kge", config)
     assert again.pipeline_result is None and again.metrics == first.metrics
     assert again.stage_config == config

@@ -178,13 +178,15 @@ class KGEResult(StageResult):
         ``entity_embeddings.parquet``, PyKEEN's own ``save_to_directory`` output under
         ``pykeen/`` and ``metrics.json`` (last); an earlier run in the folder is replaced as a
         whole once the new one is complete.  ``out_dir``: a folder or a
-        :class:`~kgwb.rundir.RunDir` (its ``kge`` folder).  Returns the folder."""
+        :class:`~kgwb.rundir.RunDir` (its ``kge/<model>`` folder).  Returns the folder."""
         from kgwb.atomic import output_dir, write_json, write_with
 
         target = out_dir if out_dir is not None else self.out_dir
         if target is None:
             raise KGEConfigError("no output folder given")
-        target = target.kge if hasattr(target, "folder_of") else Path(target)
+        if hasattr(target, "folder_of"):  # a RunDir: its kge/<model> folder
+            target = target.folder_of(self.STAGE, self.stage_config)
+        target = Path(target)
         with output_dir(
             target, kind="KG embedding run", overwrite=overwrite, manifests=("metrics.json",)
         ) as work:
@@ -201,7 +203,7 @@ class KGEResult(StageResult):
     @classmethod
     def load(cls, run: Any) -> KGEResult:
         """A saved run (its metrics, config, losses and embeddings; the model on demand)."""
-        folder = run.kge if hasattr(run, "folder_of") else Path(run)
+        folder = Path(run)  # RunDir.get_or_build passes the stage's folder
         record = cls.read_record(folder)
         stage_config = record.get(cls.CONFIG_KEY)
         return cls(
