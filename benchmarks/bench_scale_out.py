@@ -9,7 +9,7 @@
 ``sampled``: seconds per training epoch of the full-graph and the sampled (``--fanout``) step
 for each size, each in a fresh one-thread process, derived from ``--steps`` timed steps (after
 one warm-up) × steps per epoch — the same step as ``train_recommender`` (BPR + L2 + the model's
-auxiliary loss, Adam).  Both wall-clock and process CPU seconds are printed: CPU seconds of a
+auxiliary loss; Adam, or in sampled mode lazy row-wise Adam on sparse table gradients).  Both wall-clock and process CPU seconds are printed: CPU seconds of a
 one-thread process hardly move when other processes load the machine, wall seconds do.  The
 growth exponent ``b`` of ``s/epoch ∝ interactions^b`` is fitted over the sizes (least squares in
 log-log), and the ratio large/medium is the issue's bar (<= 15).
@@ -51,6 +51,7 @@ def step_timing(size: str, model: str, sampler: str, fanout: str, steps: int) ->
     from kgwb.train.models import MODELS
     from kgwb.train.recommend import _adam, _NegativeSampler, _TrainStep
     from kgwb.train.sampler import SampledTraining, SamplerConfig, parse_fanouts
+    from kgwb.train.sparse_optim import sampled_optimizer
 
     torch.set_num_threads(1)
     ds = load_dataset(f"sample:{size}")
@@ -60,7 +61,7 @@ def step_timing(size: str, model: str, sampler: str, fanout: str, steps: int) ->
     config = SamplerConfig(sampler, parse_fanouts(fanout, net.layers))
     sampled = SampledTraining(net, config) if config.sampled else None
     step = _TrainStep(net, sampled)
-    opt = _adam(net, 1e-3)
+    opt = sampled_optimizer(net, 1e-3) if config.sampled else _adam(net, 1e-3)
     negatives = _NegativeSampler(data.train, data.n_items, torch.device("cpu"))
     train = torch.as_tensor(data.train)
     gen = torch.Generator().manual_seed(0)

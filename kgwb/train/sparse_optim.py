@@ -1,0 +1,173 @@
+"""Row-sparse embedding updates for sampled training: a step's cost independent of the tables.
+
+With dense gradients every BPR step costs ``O(rows × dim)`` however few rows it touched: the
+embedding backward fills a zero gradient of the whole table and scatters into it, and Adam
+updates every row of every table (moments and weights).  In sampled mode
+(:mod:`kgwb.train.sampler`) a step touches only the rows of its sampled neighbourhood, so these
+table-sized terms are what made the step cost grow with the graph.  :func:`sampled_optimizer`
+switches the model's :class:`~torch.nn.Embedding` tables to sparse gradients (a COO gradient
+holding only the gathered rows) and updates them with :class:`RowAdam` — *lazy* Adam
+(as :class:`torch.optim.SparseAdam`, without its sort): the moments and weights of a row
+change only at steps whose batch touches the row
+(TensorFlow's ``LazyAdam``, the usual optimiser of large sparse embedding tables); the other
+parameters (e.g. the text projection) keep dense Adam.
+
+Lazy Adam is not dense Adam: with dense Adam a row keeps moving on its momentum after its last
+gradient, and its moments decay at every step.  Full-graph training keeps dense Adam (its
+gradient touches every row anyway); the accuracy of the sampled mode with lazy Adam is
+measured against full-graph training in ``benchmarks/bench_scale_out.py accuracy``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def sparse_embeddings(net: nn.Module) -> list[nn.Parameter]:
+    """Switch every embedding table of ``net`` to sparse gradients; their weights."""
+    weights = []
+    for module in net.modules():
+        if isinstance(module, nn.Embedding) and module.weight.requires_grad:
+            module.sparse = True
+            weights.append(module.weight)
+    return weights
+
+
+class RowAdam(torch.optim.Optimizer):
+    """Lazy Adam for row-sparse gradients: only the rows in a step's gradient have their
+    moments and weights updated (bias corrections with the global step, as
+    :class:`torch.optim.SparseAdam`).  Unlike ``SparseAdam`` it never coalesces nor sorts the
+    gradient: duplicate rows are summed through a table-sized scratch index (written and
+    read at the gradient's rows only), so a step costs ``O(gradient rows × dim)``."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+        self._slots: dict[int, torch.Tensor] = {}  # scratch, not state: not checkpointed
+
+    @torch.no_grad()
+    def step(self, closure=None) -> None:
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float64)
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                slot = self._slots.get(id(p))
+                if slot is None:
+                    slot = torch.full((len(p),), -1, dtype=torch.long, device=p.device)
+                    self._slots[id(p)] = slot
+                rows, grad = _summed_rows(p.grad, slot)
+                if not len(rows):
+                    continue
+                m = state["exp_avg"].index_select(0, rows).lerp_(grad, 1 - beta1)
+                v = state["exp_avg_sq"].index_select(0, rows).mul_(beta2)
+                v.addcmul_(grad, grad, value=1 - beta2)
+                state["exp_avg"].index_copy_(0, rows, m)
+                state["exp_avg_sq"].index_copy_(0, rows, v)
+                t = float(state["step"])
+                step_size = group["lr"] * (1 - beta2**t) ** 0.5 / (1 - beta1**t)
+                update = m.div_(v.sqrt_().add_(group["eps"])).mul_(-step_size)
+                p.index_add_(0, rows, update.to(p.dtype))
+
+
+def _summed_rows(grad: torch.Tensor, slot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(unique rows, their summed gradient)`` of a sparse COO (or dense) row gradient.
+    ``slot`` is a scratch index with one entry per table row, all ``-1`` between calls."""
+    if not grad.is_sparse:
+        rows = torch.arange(len(grad), device=grad.device)
+        return rows, grad
+    idx, values = grad._indices()[0], grad._values()
+    if grad.is_coalesced():
+        return idx, values
+    pos = torch.arange(len(idx), device=idx.device)
+    slot[idx] = pos  # one writer per row wins; its position represents the row
+    first = slot[idx] == pos
+    rows = idx[first]
+    slot[rows] = torch.arange(len(rows), device=idx.device)
+    summed = values.new_zeros((len(rows), values.shape[1])).index_add_(0, slot[idx], values)
+    slot[rows] = -1
+    return rows, summed
+
+
+class RowSparseAdam:
+    """Lazy row-wise Adam (:class:`RowAdam`) for the sparse-gradient tables, dense Adam for
+    every other parameter; one optimiser to the training loop (``zero_grad``, ``step``,
+    ``state_dict``, ``param_groups`` for a gradient scaler)."""
+
+    def __init__(self, net: nn.Module, lr: float, dense_factory=None) -> None:
+        sparse = sparse_embeddings(net)
+        ids = {id(p) for p in sparse}
+        groups = net.param_groups(lr) if hasattr(net, "param_groups") else None
+        if groups is None:
+            groups = [{"params": list(net.parameters()), "lr": lr}]
+        dense_groups, sparse_groups = [], []
+        for group in groups:
+            group = dict(group) if isinstance(group, dict) else {"params": group}
+            params = list(group.pop("params"))
+            rest = {**{"lr": lr}, **group}
+            dense = [p for p in params if id(p) not in ids and p.requires_grad]
+            rows = [p for p in params if id(p) in ids]
+            if dense:
+                dense_groups.append({"params": dense, **rest})
+            if rows:
+                sparse_groups.append({"params": rows, "lr": rest["lr"]})
+        self.sparse = RowAdam(sparse_groups, lr=lr) if sparse_groups else None
+        self.dense = None
+        if dense_groups:
+            self.dense = (dense_factory or _dense_adam)(dense_groups, lr)
+        self.optimizers = [o for o in (self.sparse, self.dense) if o is not None]
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    @property
+    def state(self):
+        return {k: v for o in self.optimizers for k, v in o.state.items()}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self, closure=None) -> None:
+        for o in self.optimizers:
+            o.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "row_sparse_adam": 1,
+            "sparse": None if self.sparse is None else self.sparse.state_dict(),
+            "dense": None if self.dense is None else self.dense.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from kgwb.train.recommend import CheckpointError
+
+        if "row_sparse_adam" not in state:
+            raise CheckpointError(
+                "the checkpoint's optimizer is dense Adam (a full-graph run): resume it with "
+                "--sampler full, or train the sampled run from scratch"
+            )
+        for name in ("sparse", "dense"):
+            if getattr(self, name) is not None and state.get(name) is not None:
+                getattr(self, name).load_state_dict(state[name])
+
+
+def _dense_adam(groups, lr: float):
+    try:
+        return torch.optim.Adam(groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError):  # a device or dtype without a fused kernel
+        return torch.optim.Adam(groups, lr=lr)
+
+
+def sampled_optimizer(net: nn.Module, lr: float) -> RowSparseAdam:
+    """The optimiser of a sampled run: sparse-gradient tables with lazy Adam (module doc)."""
+    return RowSparseAdam(net, lr)
