@@ -130,3 +130,72 @@ def test_two_gloo_processes_match_one_and_resume_across_world_sizes(tmp_path, ca
     assert resumed["epochs_run"] == 4
     assert resumed["curve"][-1]["loss"] == pytest.approx(one["curve"][-1]["loss"], rel=1e-3)
     assert resumed["test"]["recall@20"] == pytest.approx(one["test"]["recall@20"], rel=0.1)
+
+
+def test_sampled_optimizer_touches_only_the_rows_of_the_batch(tiny):
+    from kgwb.train.sampler import SampledTraining
+    from kgwb.train.sparse_optim import RowAdam, sampled_optimizer
+
+    _, data = tiny
+    net = build_model("lightgcn+text", data, text_features=torch.randn(data.n_items, 8))
+    opt = sampled_optimizer(net, 1e-2)
+    assert isinstance(opt.sparse, RowAdam) and net.embedding.sparse
+    sampled = SampledTraining(net, SamplerConfig("neighbors", (2, 2)))
+    sampled.on_epoch_start()
+    gen = torch.Generator().manual_seed(0)
+    before = net.embedding.weight.detach().clone()
+    proj = net.text_proj.weight.detach().clone()
+    users = torch.arange(0, 8)
+    pos, neg = torch.arange(3, 11), torch.arange(20, 28)
+    touched = []
+    real_sample = sampled.sampler.sample
+    sampled.sampler.sample = lambda seeds, g=None: touched.append(s := real_sample(seeds, g)) or s
+    bpr, l2 = sampled.bpr_loss(users, pos, neg, 1e-4, gen)
+    opt.zero_grad()
+    (bpr + l2).backward()
+    assert net.embedding.weight.grad.is_sparse
+    opt.step()
+    moved = (net.embedding.weight.detach() != before).any(1)
+    rows = torch.zeros(len(before), dtype=torch.bool)
+    rows[touched[0].nodes] = True
+    assert moved.any() and not (moved & ~rows).any()  # only sampled rows move
+    state = opt.sparse.state[net.embedding.weight]
+    assert not state["exp_avg"][~rows].any() and state["exp_avg"][rows].abs().sum() > 0
+    assert not torch.equal(net.text_proj.weight, proj)  # dense parameters: dense Adam
+
+
+def test_row_adam_matches_sparse_adam_and_sums_duplicate_rows():
+    from kgwb.train.sparse_optim import RowAdam
+
+    torch.manual_seed(0)
+    a = torch.nn.Embedding(40, 4, sparse=True)
+    b = torch.nn.Embedding(40, 4, sparse=True)
+    b.load_state_dict(a.state_dict())
+    opt_a, opt_b = RowAdam(a.parameters(), lr=0.1), torch.optim.SparseAdam(b.parameters(), lr=0.1)
+    for _ in range(4):
+        idx, dup = torch.randint(0, 40, (25,)), torch.randint(0, 40, (9,))
+        for emb, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            (emb(idx).pow(2).sum() + emb(dup).sum()).backward()
+            opt.step()
+    assert torch.allclose(a.weight, b.weight, atol=1e-6)
+
+
+def test_sampled_run_resumes_like_an_uninterrupted_one(tmp_path):
+    sampled = ["--sampler", "neighbors", "--fanout", "5,5"]
+    whole = _train(tmp_path, "whole", *sampled)
+    assert whole["config"]["optimizer"].startswith("lazy row-wise Adam")
+    part = tmp_path / "part"
+    argv = ["train", "--dataset", "sample:tiny", "--device", "cpu", "--out", str(part)]
+    argv += ["--no-progress", "--save-top-k", "0", "--dim", "32", *sampled]
+    assert main([*argv, "--epochs", "2"]) == 0
+    assert main([*argv, "--epochs", "4", "--resume"]) == 0
+    resumed = json.loads((part / "metrics.json").read_text())
+    assert resumed["curve"][-1]["loss"] == pytest.approx(whole["curve"][-1]["loss"], rel=1e-4)
+
+
+def test_two_gloo_processes_train_sampled_with_sparse_gradients(tmp_path):
+    two = _train(tmp_path, "two", "--nproc", "2", "--sampler", "neighbors", "--fanout", "5,5")
+    assert two["config"]["world_size"] == 2
+    assert two["config"]["optimizer"].startswith("lazy row-wise Adam")
+    assert two["test"]["recall@20"] > 0

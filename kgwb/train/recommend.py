@@ -421,7 +421,7 @@ def train_recommender(
         "text_features": None if features is None else list(np.shape(features)),
         "kg": None if ckg is None else ckg.stats,
         "negatives": "1 uniform per positive, resampled when a train positive",
-        "optimizer": "Adam" if not sampling.sampled else "SparseAdam (tables) + Adam",
+        "optimizer": "Adam" if not sampling.sampled else "lazy row-wise Adam (tables) + Adam",
         "split": data.split_source,
         "cold_items": cold_items,
         "sampler": sampling.to_dict(),

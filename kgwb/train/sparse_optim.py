@@ -168,6 +168,14 @@ def _dense_adam(groups, lr: float):
         return torch.optim.Adam(groups, lr=lr)
 
 
-def sampled_optimizer(net: nn.Module, lr: float) -> RowSparseAdam:
-    """The optimiser of a sampled run: sparse-gradient tables with lazy Adam (module doc)."""
+def sampled_optimizer(net: nn.Module, lr: float):
+    """The optimiser of a sampled run: sparse-gradient tables with lazy Adam (module doc).
+
+    Under DDP on NCCL the tables keep dense gradients and Adam: DDP all-reduces sparse
+    gradients on gloo (tested) but NCCL has no sparse all-reduce."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
+        groups = net.param_groups(lr) if hasattr(net, "param_groups") else net.parameters()
+        return _dense_adam(list(groups), lr)
     return RowSparseAdam(net, lr)
