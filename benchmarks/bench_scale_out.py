@@ -72,6 +72,17 @@ def step_timing(size: str, model: str, sampler: str, fanout: str, steps: int) ->
     if sampled is not None:
         sampled.on_epoch_start()
     epoch_start_s = time.perf_counter() - t_epoch
+    sizes = []  # per timed step: (sampled nodes, sampled edges over all layers)
+    if sampled is not None:
+        draw = sampled.sampler.sample
+
+        def counting_sample(seeds, generator=None):
+            sub = draw(seeds, generator)
+            edges = sum(int(m.values().numel()) for layer in sub.layers for m in layer.values())
+            sizes.append((len(sub.nodes), edges))
+            return sub
+
+        sampled.sampler.sample = counting_sample
     batch = 2048
     for i in range(steps + 1):
         if i == 1:  # the first step warms up allocators and lazy imports
@@ -96,6 +107,22 @@ def step_timing(size: str, model: str, sampler: str, fanout: str, steps: int) ->
         "wall_s_per_epoch": wall * per_epoch + epoch_start_s,
         "cpu_s_per_epoch": cpu * per_epoch + epoch_start_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **_sampled_sizes(sizes[1:], cpu),
+    }
+
+
+def _sampled_sizes(sizes: list[tuple[int, int]], cpu_s_per_step: float) -> dict:
+    """Mean sampled nodes and edges of the timed steps, and CPU microseconds per sampled
+    edge: constant across sizes when no step cost grows with the whole graph."""
+    if not sizes:
+        return {}
+    nodes = sum(n for n, _ in sizes) / len(sizes)
+    edges = sum(e for _, e in sizes) / len(sizes)
+    return {
+        "sampled_nodes_per_step": round(nodes),
+        "sampled_edges_per_step": round(edges),
+        "cpu_us_per_sampled_edge": 1e6 * cpu_s_per_step / edges if edges else None,
+        "cpu_s_per_step": cpu_s_per_step,
     }
 
 
