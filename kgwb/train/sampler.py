@@ -178,7 +178,8 @@ class NeighborSampler:
                     name: g.draw(frontier, fanout, generator) for name, g in self.graphs.items()
                 }
                 reached = torch.cat([nbr for _, nbr, _ in drawn.values()])
-                new = _first_seen(reached[local[reached] < 0], local)
+                # distinct first (no sort), then sorted: gathers in increasing row order
+                new = _first_seen(reached[local[reached] < 0], local).sort().values
                 local[new] = torch.arange(bounds[-1], bounds[-1] + len(new), device=seeds.device)
                 nodes.append(new)
                 bounds.append(bounds[-1] + len(new))

@@ -50,7 +50,6 @@ class RowAdam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None) -> None:
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -65,17 +64,49 @@ class RowAdam(torch.optim.Optimizer):
                     slot = torch.full((len(p),), -1, dtype=torch.long, device=p.device)
                     self._slots[id(p)] = slot
                 rows, grad = _summed_rows(p.grad, slot)
-                if not len(rows):
-                    continue
-                m = state["exp_avg"].index_select(0, rows).lerp_(grad, 1 - beta1)
-                v = state["exp_avg_sq"].index_select(0, rows).mul_(beta2)
-                v.addcmul_(grad, grad, value=1 - beta2)
-                state["exp_avg"].index_copy_(0, rows, m)
-                state["exp_avg_sq"].index_copy_(0, rows, v)
-                t = float(state["step"])
-                step_size = group["lr"] * (1 - beta2**t) ** 0.5 / (1 - beta1**t)
-                update = m.div_(v.sqrt_().add_(group["eps"])).mul_(-step_size)
-                p.index_add_(0, rows, update.to(p.dtype))
+                if len(rows):
+                    _adam_rows(p, rows, grad, state, group)
+
+
+def _adam_rows(p, rows, grad, state, group) -> None:
+    """Adam on the rows ``rows`` of ``p`` (gradient ``grad``): the rows and their moments are
+    gathered, updated by torch's fused Adam kernel (one pass) and written back."""
+    beta1, beta2 = group["betas"]
+    m = state["exp_avg"].index_select(0, rows)
+    v = state["exp_avg_sq"].index_select(0, rows)
+    w = p.index_select(0, rows)
+    fused = getattr(torch, "_fused_adam_", None)
+    try:
+        if fused is None or p.dtype != torch.float32:
+            raise RuntimeError("no fused kernel")
+        # the kernel reads the step count for its bias corrections (incremented by the caller)
+        step = state["step"].to(device=p.device, dtype=torch.float32)
+        fused(
+            [w],
+            [grad.to(w.dtype).contiguous()],
+            [m],
+            [v],
+            [],
+            [step],
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=0.0,
+            eps=group["eps"],
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )
+    except RuntimeError:
+        m.lerp_(grad, 1 - beta1)
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        t = float(state["step"])
+        step_size = group["lr"] * (1 - beta2**t) ** 0.5 / (1 - beta1**t)
+        w.add_(m.div(v.sqrt().add_(group["eps"])).mul_(-step_size).to(w.dtype))
+    state["exp_avg"].index_copy_(0, rows, m)
+    state["exp_avg_sq"].index_copy_(0, rows, v)
+    p.index_copy_(0, rows, w)
 
 
 def _summed_rows(grad: torch.Tensor, slot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
