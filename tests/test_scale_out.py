@@ -92,13 +92,18 @@ def _train(tmp_path, name, *extra):
     return json.loads((out / "metrics.json").read_text())
 
 
-def test_sampled_training_records_its_sampler_and_learns(tmp_path, capsys):
+def test_sampled_training_records_its_sampler_and_learns(tmp_path, capsys, monkeypatch):
     full = _train(tmp_path, "full")
     sampled = _train(tmp_path, "sampled", "--sampler", "neighbors", "--fanout", "5,5")
     assert sampled["config"]["sampler"] == {"name": "neighbors", "fanouts": [5, 5]}
     assert full["config"]["sampler"]["name"] == "full"
+    assert full["config"]["optimizer"] == sampled["config"]["optimizer"] == "Adam"
     # the tiny sample's test set is 200 users: a loose bar, the real one is in the benchmark
     assert sampled["test"]["recall@20"] >= 0.6 * full["test"]["recall@20"] > 0
+    monkeypatch.setenv("KGWB_SPARSE_MIN_ROWS", "0")  # row-sparse tables, lazy Adam
+    lazy = _train(tmp_path, "lazy", "--sampler", "neighbors", "--fanout", "5,5")
+    assert lazy["config"]["optimizer"].startswith("lazy row-wise Adam")
+    assert lazy["test"]["recall@20"] >= 0.6 * full["test"]["recall@20"]
 
 
 def test_a_model_without_sampled_propagation_says_so(tmp_path, capsys):
@@ -134,11 +139,13 @@ def test_two_gloo_processes_match_one_and_resume_across_world_sizes(tmp_path, ca
 
 def test_sampled_optimizer_touches_only_the_rows_of_the_batch(tiny):
     from kgwb.train.sampler import SampledTraining
-    from kgwb.train.sparse_optim import RowAdam, sampled_optimizer
+    from kgwb.train.sparse_optim import RowAdam, RowSparseAdam, sampled_optimizer
 
     _, data = tiny
     net = build_model("lightgcn+text", data, text_features=torch.randn(data.n_items, 8))
-    opt = sampled_optimizer(net, 1e-2)
+    assert not isinstance(sampled_optimizer(net, 1e-2), RowSparseAdam)  # small table: dense
+    assert not net.embedding.sparse
+    opt = sampled_optimizer(net, 1e-2, sparse=True)
     assert isinstance(opt.sparse, RowAdam) and net.embedding.sparse
     sampled = SampledTraining(net, SamplerConfig("neighbors", (2, 2)))
     sampled.on_epoch_start()
@@ -182,7 +189,8 @@ def test_row_adam_matches_sparse_adam_and_sums_duplicate_rows():
     assert torch.allclose(a.weight, b.weight, atol=1e-4)
 
 
-def test_sampled_run_resumes_like_an_uninterrupted_one(tmp_path):
+def test_sampled_run_resumes_like_an_uninterrupted_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("KGWB_SPARSE_MIN_ROWS", "0")  # row-sparse tables even on sample:tiny
     sampled = ["--sampler", "neighbors", "--fanout", "5,5"]
     whole = _train(tmp_path, "whole", *sampled)
     assert whole["config"]["optimizer"].startswith("lazy row-wise Adam")
@@ -195,7 +203,8 @@ def test_sampled_run_resumes_like_an_uninterrupted_one(tmp_path):
     assert resumed["curve"][-1]["loss"] == pytest.approx(whole["curve"][-1]["loss"], rel=1e-4)
 
 
-def test_two_gloo_processes_train_sampled_with_sparse_gradients(tmp_path):
+def test_two_gloo_processes_train_sampled_with_sparse_gradients(tmp_path, monkeypatch):
+    monkeypatch.setenv("KGWB_SPARSE_MIN_ROWS", "0")
     two = _train(tmp_path, "two", "--nproc", "2", "--sampler", "neighbors", "--fanout", "5,5")
     assert two["config"]["world_size"] == 2
     assert two["config"]["optimizer"].startswith("lazy row-wise Adam")

@@ -56,7 +56,7 @@ from kgwb.train.distributed import DistContext
 from kgwb.train.metrics import DEFAULT_KS, evaluate_full_ranking
 from kgwb.train.models import build_model, parse_model_name
 from kgwb.train.sampler import SampledTraining, SamplerConfig, parse_fanouts
-from kgwb.train.sparse_optim import sampled_optimizer
+from kgwb.train.sparse_optim import optimizer_name, sampled_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -421,7 +421,7 @@ def train_recommender(
         "text_features": None if features is None else list(np.shape(features)),
         "kg": None if ckg is None else ckg.stats,
         "negatives": "1 uniform per positive, resampled when a train positive",
-        "optimizer": "Adam" if not sampling.sampled else "lazy row-wise Adam (tables) + Adam",
+        "optimizer": optimizer_name(net, sampling.sampled),
         "split": data.split_source,
         "cold_items": cold_items,
         "sampler": sampling.to_dict(),
@@ -478,7 +478,7 @@ def train_recommender(
     best = {"epoch": 0, "recall@20": -1.0, "bad": 0}
     start_epoch = 1
     optimizer = None
-    if model_cls.trainable:  # sampled: row-sparse tables, lazy Adam (kgwb.train.sparse_optim)
+    if model_cls.trainable:  # sampled: large tables row-sparse, lazy Adam (sparse_optim)
         optimizer = sampled_optimizer(net, lr) if sampling.sampled else _adam(net, lr)
     best_state = None
 

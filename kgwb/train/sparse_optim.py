@@ -20,6 +20,7 @@ measured against full-graph training in ``benchmarks/bench_scale_out.py accuracy
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -199,14 +200,39 @@ def _dense_adam(groups, lr: float):
         return torch.optim.Adam(groups, lr=lr)
 
 
-def sampled_optimizer(net: nn.Module, lr: float):
-    """The optimiser of a sampled run: sparse-gradient tables with lazy Adam (module doc).
+#: a sampled run gives its embedding tables row-sparse gradients and lazy Adam when its largest
+#: table has at least this many rows (environment variable ``KGWB_SPARSE_MIN_ROWS`` overrides:
+#: 0 = always); below, dense Adam is cheaper (module doc)
+SPARSE_MIN_ROWS = 200_000
 
-    Under DDP on NCCL the tables keep dense gradients and Adam: DDP all-reduces sparse
-    gradients on gloo (tested) but NCCL has no sparse all-reduce."""
+
+def uses_row_sparse(net: nn.Module, sparse: bool | None = None) -> bool:
+    """Whether :func:`sampled_optimizer` makes ``net``'s tables row-sparse: ``sparse`` when
+    given, else when the largest table has :data:`SPARSE_MIN_ROWS` rows or more; never under
+    DDP on NCCL (DDP all-reduces sparse gradients on gloo, tested, but NCCL has no sparse
+    all-reduce)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
-        groups = net.param_groups(lr) if hasattr(net, "param_groups") else net.parameters()
-        return _dense_adam(list(groups), lr)
-    return RowSparseAdam(net, lr)
+        return False
+    if sparse is not None:
+        return sparse
+    rows = [m.num_embeddings for m in net.modules() if isinstance(m, nn.Embedding)]
+    threshold = int(os.environ.get("KGWB_SPARSE_MIN_ROWS", SPARSE_MIN_ROWS))
+    return bool(rows) and max(rows) >= threshold
+
+
+def optimizer_name(net: nn.Module, sampled: bool) -> str:
+    """What a run's config records as its optimizer."""
+    if sampled and uses_row_sparse(net):
+        return "lazy row-wise Adam (tables) + Adam"
+    return "Adam"
+
+
+def sampled_optimizer(net: nn.Module, lr: float, *, sparse: bool | None = None):
+    """The optimiser of a sampled run: row-sparse tables with lazy Adam when
+    :func:`uses_row_sparse`, else dense Adam as a full-graph run."""
+    if uses_row_sparse(net, sparse):
+        return RowSparseAdam(net, lr)
+    groups = net.param_groups(lr) if hasattr(net, "param_groups") else net.parameters()
+    return _dense_adam(list(groups), lr)
