@@ -15,7 +15,8 @@ growth exponent ``b`` of ``s/epoch ∝ interactions^b`` is fitted over the sizes
 log-log), and the ratio large/medium is the issue's bar (<= 15).
 
 ``accuracy``: test Recall@20 of full-graph vs sampled training on amazon-beauty (KGAT layout in
-``../shared/datasets``) after ``--epochs`` epochs (or early stopping).
+``../shared/datasets``) after ``--epochs`` epochs (or early stopping); ``KGWB_SPARSE_MIN_ROWS=0``
+makes the sampled run use row-sparse tables with lazy Adam (``kgwb/train/sparse_optim.py``).
 
 ``ddp``: ``kgwb train --nproc 2 --device cpu`` vs one process on ``sample:small``: test
 Recall@20, world size, seconds per epoch.
@@ -184,7 +185,7 @@ def run_accuracy(args) -> dict:
     ds = load_dataset(path, format="kgat")
     out = {}
     for model in args.models.split(","):
-        for sampler in ("full", "neighbors"):
+        for sampler in args.samplers.split(","):
             res = train_recommender(
                 dataset=ds,
                 model=model,
@@ -200,6 +201,7 @@ def run_accuracy(args) -> dict:
                 "best_epoch": res.best_epoch,
                 "epochs_run": res.epochs_run,
                 "seconds_per_epoch": res.seconds_per_epoch,
+                "optimizer": res.config["optimizer"],
             }
             print(model, sampler, json.dumps(out[f"{model}/{sampler}"]), flush=True)
     return out
@@ -285,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fanout", default="15,10")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--sampled-only", action="store_true", help="skip the full-graph runs")
+    p.add_argument("--samplers", default="full,neighbors", help="accuracy: samplers to train")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--eval-every", type=int, default=5)
     p.add_argument("--dataset", default="sample:small")
