@@ -106,9 +106,10 @@ def test_sampled_training_records_its_sampler_and_learns(tmp_path, capsys, monke
     assert lazy["test"]["recall@20"] >= 0.6 * full["test"]["recall@20"]
 
 
-def test_a_model_without_sampled_propagation_says_so(tmp_path, capsys):
+@pytest.mark.parametrize("model", ["bprmf", "kgat"])
+def test_a_model_without_sampled_propagation_says_so(tmp_path, capsys, model):
     argv = ["train", "--dataset", "sample:tiny", "--epochs", "1", "--device", "cpu"]
-    argv += ["--out", str(tmp_path / "x"), "--model", "bprmf", "--sampler", "neighbors"]
+    argv += ["--out", str(tmp_path / "x"), "--model", model, "--sampler", "neighbors"]
     assert main(argv) == 2
     assert "does not support sampled training" in capsys.readouterr().err
 
