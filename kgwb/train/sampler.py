@@ -31,6 +31,10 @@ propagation layer over sampled matrices (:meth:`sampled_layer`); evaluation and 
 keep propagating over the whole graph (once per evaluation, not once per step).  ``lightgcn``
 (with or without text) implements them; the two-tower ``kgat`` (LightGCN backbone + gated KG
 tower) does not yet, and ``--sampler neighbors`` says so for it.
+
+A step therefore costs what it samples; on tables of 2M rows or more the embedding gradients
+are row-sparse too, with a lazy row-wise Adam (:mod:`kgwb.train.sparse_optim`), so that no
+step cost is proportional to the tables.
 """
 
 from __future__ import annotations
