@@ -1,7 +1,7 @@
 """Past one machine: sampled mini-batch epochs, data-parallel training, Ray inference.
 
     nice -n 10 python benchmarks/bench_scale_out.py sampled --steps 20          # medium, large
-    nice -n 10 python benchmarks/bench_scale_out.py sampled --steps 10 --sizes medium,large,xlarge
+    nice -n 10 python benchmarks/bench_scale_out.py sampled --steps 15 --sizes medium,large,xlarge --sampled-only
     nice -n 10 python benchmarks/bench_scale_out.py accuracy --epochs 30        # amazon-beauty
     nice -n 10 python benchmarks/bench_scale_out.py ddp                         # sample:small
     nice -n 10 python benchmarks/bench_scale_out.py ray --extractor DIR         # OA-Mine test
@@ -9,8 +9,12 @@
 ``sampled``: seconds per training epoch of the full-graph and the sampled (``--fanout``) step
 for each size, each in a fresh one-thread process, derived from ``--steps`` timed steps (after
 one warm-up) × steps per epoch — the same step as ``train_recommender`` (BPR + L2 + the model's
-auxiliary loss; Adam, or in sampled mode lazy row-wise Adam on sparse table gradients).  Both wall-clock and process CPU seconds are printed: CPU seconds of a
-one-thread process hardly move when other processes load the machine, wall seconds do.  The
+auxiliary loss; the optimizer of ``train_recommender``: Adam, or in sampled mode on tables of
+2M+ rows lazy row-wise Adam on row-sparse gradients, ``KGWB_SPARSE_MIN_ROWS`` overrides).
+Sampled runs also report the mean sampled nodes and edges per step and the CPU microseconds
+per sampled edge (what a step costs per unit of what it samples).  Both wall-clock and process
+CPU seconds are printed: CPU seconds of a one-thread process move much less than wall seconds
+when other processes load the machine (still ±15% between runs at load ~10 on 2 cores).  The
 growth exponent ``b`` of ``s/epoch ∝ interactions^b`` is fitted over the sizes (least squares in
 log-log), and the ratio large/medium is the issue's bar (<= 15).
 
