@@ -1,7 +1,7 @@
 """Past one machine: sampled mini-batch epochs, data-parallel training, Ray inference.
 
     nice -n 10 python benchmarks/bench_scale_out.py sampled --steps 20          # medium, large
-    nice -n 10 python benchmarks/bench_scale_out.py sampled --steps 10 --sizes medium,large,xlarge
+    nice -n 10 python benchmarks/bench_scale_out.py sampled --steps 15 --sizes medium,large,xlarge --sampled-only
     nice -n 10 python benchmarks/bench_scale_out.py accuracy --epochs 30        # amazon-beauty
     nice -n 10 python benchmarks/bench_scale_out.py ddp                         # sample:small
     nice -n 10 python benchmarks/bench_scale_out.py ray --extractor DIR         # OA-Mine test
@@ -9,13 +9,18 @@
 ``sampled``: seconds per training epoch of the full-graph and the sampled (``--fanout``) step
 for each size, each in a fresh one-thread process, derived from ``--steps`` timed steps (after
 one warm-up) × steps per epoch — the same step as ``train_recommender`` (BPR + L2 + the model's
-auxiliary loss, Adam).  Both wall-clock and process CPU seconds are printed: CPU seconds of a
-one-thread process hardly move when other processes load the machine, wall seconds do.  The
+auxiliary loss; the optimizer of ``train_recommender``: Adam, or in sampled mode on tables of
+2M+ rows lazy row-wise Adam on row-sparse gradients, ``KGWB_SPARSE_MIN_ROWS`` overrides).
+Sampled runs also report the mean sampled nodes and edges per step and the CPU microseconds
+per sampled edge (what a step costs per unit of what it samples).  Both wall-clock and process
+CPU seconds are printed: CPU seconds of a one-thread process move much less than wall seconds
+when other processes load the machine (still ±15% between runs at load ~10 on 2 cores).  The
 growth exponent ``b`` of ``s/epoch ∝ interactions^b`` is fitted over the sizes (least squares in
 log-log), and the ratio large/medium is the issue's bar (<= 15).
 
 ``accuracy``: test Recall@20 of full-graph vs sampled training on amazon-beauty (KGAT layout in
-``../shared/datasets``) after ``--epochs`` epochs (or early stopping).
+``../shared/datasets``) after ``--epochs`` epochs (or early stopping); ``KGWB_SPARSE_MIN_ROWS=0``
+makes the sampled run use row-sparse tables with lazy Adam (``kgwb/train/sparse_optim.py``).
 
 ``ddp``: ``kgwb train --nproc 2 --device cpu`` vs one process on ``sample:small``: test
 Recall@20, world size, seconds per epoch.
@@ -51,6 +56,7 @@ def step_timing(size: str, model: str, sampler: str, fanout: str, steps: int) ->
     from kgwb.train.models import MODELS
     from kgwb.train.recommend import _adam, _NegativeSampler, _TrainStep
     from kgwb.train.sampler import SampledTraining, SamplerConfig, parse_fanouts
+    from kgwb.train.sparse_optim import sampled_optimizer
 
     torch.set_num_threads(1)
     ds = load_dataset(f"sample:{size}")
@@ -60,7 +66,7 @@ def step_timing(size: str, model: str, sampler: str, fanout: str, steps: int) ->
     config = SamplerConfig(sampler, parse_fanouts(fanout, net.layers))
     sampled = SampledTraining(net, config) if config.sampled else None
     step = _TrainStep(net, sampled)
-    opt = _adam(net, 1e-3)
+    opt = sampled_optimizer(net, 1e-3) if config.sampled else _adam(net, 1e-3)
     negatives = _NegativeSampler(data.train, data.n_items, torch.device("cpu"))
     train = torch.as_tensor(data.train)
     gen = torch.Generator().manual_seed(0)
@@ -71,6 +77,17 @@ def step_timing(size: str, model: str, sampler: str, fanout: str, steps: int) ->
     if sampled is not None:
         sampled.on_epoch_start()
     epoch_start_s = time.perf_counter() - t_epoch
+    sizes = []  # per timed step: (sampled nodes, sampled edges over all layers)
+    if sampled is not None:
+        draw = sampled.sampler.sample
+
+        def counting_sample(seeds, generator=None):
+            sub = draw(seeds, generator)
+            edges = sum(int(m.values().numel()) for layer in sub.layers for m in layer.values())
+            sizes.append((len(sub.nodes), edges))
+            return sub
+
+        sampled.sampler.sample = counting_sample
     batch = 2048
     for i in range(steps + 1):
         if i == 1:  # the first step warms up allocators and lazy imports
@@ -95,6 +112,22 @@ def step_timing(size: str, model: str, sampler: str, fanout: str, steps: int) ->
         "wall_s_per_epoch": wall * per_epoch + epoch_start_s,
         "cpu_s_per_epoch": cpu * per_epoch + epoch_start_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **_sampled_sizes(sizes[1:], cpu),
+    }
+
+
+def _sampled_sizes(sizes: list[tuple[int, int]], cpu_s_per_step: float) -> dict:
+    """Mean sampled nodes and edges of the timed steps, and CPU microseconds per sampled
+    edge: constant across sizes when no step cost grows with the whole graph."""
+    if not sizes:
+        return {}
+    nodes = sum(n for n, _ in sizes) / len(sizes)
+    edges = sum(e for _, e in sizes) / len(sizes)
+    return {
+        "sampled_nodes_per_step": round(nodes),
+        "sampled_edges_per_step": round(edges),
+        "cpu_us_per_sampled_edge": 1e6 * cpu_s_per_step / edges if edges else None,
+        "cpu_s_per_step": cpu_s_per_step,
     }
 
 
@@ -156,7 +189,7 @@ def run_accuracy(args) -> dict:
     ds = load_dataset(path, format="kgat")
     out = {}
     for model in args.models.split(","):
-        for sampler in ("full", "neighbors"):
+        for sampler in args.samplers.split(","):
             res = train_recommender(
                 dataset=ds,
                 model=model,
@@ -172,6 +205,7 @@ def run_accuracy(args) -> dict:
                 "best_epoch": res.best_epoch,
                 "epochs_run": res.epochs_run,
                 "seconds_per_epoch": res.seconds_per_epoch,
+                "optimizer": res.config["optimizer"],
             }
             print(model, sampler, json.dumps(out[f"{model}/{sampler}"]), flush=True)
     return out
@@ -257,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fanout", default="15,10")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--sampled-only", action="store_true", help="skip the full-graph runs")
+    p.add_argument("--samplers", default="full,neighbors", help="accuracy: samplers to train")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--eval-every", type=int, default=5)
     p.add_argument("--dataset", default="sample:small")

@@ -151,11 +151,16 @@ class SearchIndex:
         model: str | None = None,
         batch_size: int = 128,
         progress: bool = False,
+        engine: str = "local",
+        address: str | None = None,
+        workers: int | None = None,
     ) -> SearchIndex:
         """Embed ``items_df``'s ``text_columns`` (those present, joined with ``". "``).
 
         ``items_df`` needs an ``item_id`` column; ``title`` (shown in results) defaults to the
-        first text column.
+        first text column.  ``engine="ray"`` embeds on Ray Data actors (a cluster at
+        ``address``, else a local Ray; ``workers`` actors): the same vectors as in process
+        (:func:`kgwb.text.embed.embed_texts`).
         """
         from kgwb.text.embed import embed_texts
 
@@ -174,7 +179,15 @@ class SearchIndex:
             text = text.str.cat(p, sep=". ")
         text = text.str.strip(" .")
         t0 = time.perf_counter()
-        vectors = embed_texts(text.tolist(), model=model, batch_size=batch_size, progress=progress)
+        vectors = embed_texts(
+            text.tolist(),
+            model=model,
+            batch_size=batch_size,
+            progress=progress,
+            engine=engine,
+            address=address,
+            workers=workers,
+        )
         title_col = "title" if "title" in items.columns else cols[0]
         return cls(
             item_ids=items["item_id"].astype(str).to_numpy(dtype=object),
@@ -182,7 +195,7 @@ class SearchIndex:
             vectors=vectors,
             model=model,
             text_columns=tuple(cols),
-            meta={"build_seconds": round(time.perf_counter() - t0, 3)},
+            meta={"build_seconds": round(time.perf_counter() - t0, 3), "engine": engine},
         )
 
     # ---------------------------------------------------------------- save, load

@@ -84,3 +84,42 @@ def test_ray_extract_apply_and_embedding_match_the_in_process_output(
     in_process = embed_texts(texts, batch_size=4)
     on_ray = embed_texts(texts, batch_size=4, engine="ray", workers=2)
     np.testing.assert_array_equal(on_ray, in_process)
+
+
+def test_search_index_builds_on_ray_with_the_in_process_vectors(ray_session, tmp_path, capsys):
+    from kgwb.data.sample import generate
+    from kgwb.kg.catalog import catalog_graph
+    from kgwb.search import SearchIndex
+
+    items = generate("tiny").items.head(40)
+    local = SearchIndex.build(items, text_columns=("title",), batch_size=16)
+    on_ray = SearchIndex.build(
+        items, text_columns=("title",), batch_size=16, engine="ray", workers=2
+    )
+    np.testing.assert_array_equal(on_ray.vectors, local.vectors)
+    assert on_ray.meta["engine"] == "ray" and list(on_ray.item_ids) == list(local.item_ids)
+
+    # `kgwb search --engine ray` builds the same index as the default
+    from tests.test_viz_graph import run_cli
+
+    kg_dir = tmp_path / "build"
+    catalog_graph(generate("tiny")).save(kg_dir / "kg")
+    answers = []
+    for name, extra in (("local", []), ("ray", ["--engine", "ray", "--workers", "2"])):
+        argv = ["search", str(kg_dir), "wireless earbuds", "--k", "5"]
+        assert run_cli([*argv, "--index", str(tmp_path / name), *extra]) == 0
+        answers.append(json.loads(capsys.readouterr().out))
+    assert answers[0] == answers[1] and len(answers[0]) == 5
+    built = SearchIndex.load(tmp_path / "ray")
+    assert built.meta["engine"] == "ray"
+
+
+def test_search_index_on_ray_without_ray_says_how_to_install_it(monkeypatch):
+    import pandas as pd
+
+    from kgwb.search import SearchIndex
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    items = pd.DataFrame({"item_id": ["a"], "title": ["Acme red shoe"]})
+    with pytest.raises(Exception, match=r"kgwb\[scale\]"):
+        SearchIndex.build(items, text_columns=("title",), engine="ray")

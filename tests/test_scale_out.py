@@ -92,18 +92,24 @@ def _train(tmp_path, name, *extra):
     return json.loads((out / "metrics.json").read_text())
 
 
-def test_sampled_training_records_its_sampler_and_learns(tmp_path, capsys):
+def test_sampled_training_records_its_sampler_and_learns(tmp_path, capsys, monkeypatch):
     full = _train(tmp_path, "full")
     sampled = _train(tmp_path, "sampled", "--sampler", "neighbors", "--fanout", "5,5")
     assert sampled["config"]["sampler"] == {"name": "neighbors", "fanouts": [5, 5]}
     assert full["config"]["sampler"]["name"] == "full"
+    assert full["config"]["optimizer"] == sampled["config"]["optimizer"] == "Adam"
     # the tiny sample's test set is 200 users: a loose bar, the real one is in the benchmark
     assert sampled["test"]["recall@20"] >= 0.6 * full["test"]["recall@20"] > 0
+    monkeypatch.setenv("KGWB_SPARSE_MIN_ROWS", "0")  # row-sparse tables, lazy Adam
+    lazy = _train(tmp_path, "lazy", "--sampler", "neighbors", "--fanout", "5,5")
+    assert lazy["config"]["optimizer"].startswith("lazy row-wise Adam")
+    assert lazy["test"]["recall@20"] >= 0.6 * full["test"]["recall@20"]
 
 
-def test_a_model_without_sampled_propagation_says_so(tmp_path, capsys):
+@pytest.mark.parametrize("model", ["bprmf", "kgat"])
+def test_a_model_without_sampled_propagation_says_so(tmp_path, capsys, model):
     argv = ["train", "--dataset", "sample:tiny", "--epochs", "1", "--device", "cpu"]
-    argv += ["--out", str(tmp_path / "x"), "--model", "bprmf", "--sampler", "neighbors"]
+    argv += ["--out", str(tmp_path / "x"), "--model", model, "--sampler", "neighbors"]
     assert main(argv) == 2
     assert "does not support sampled training" in capsys.readouterr().err
 
@@ -130,3 +136,77 @@ def test_two_gloo_processes_match_one_and_resume_across_world_sizes(tmp_path, ca
     assert resumed["epochs_run"] == 4
     assert resumed["curve"][-1]["loss"] == pytest.approx(one["curve"][-1]["loss"], rel=1e-3)
     assert resumed["test"]["recall@20"] == pytest.approx(one["test"]["recall@20"], rel=0.1)
+
+
+def test_sampled_optimizer_touches_only_the_rows_of_the_batch(tiny):
+    from kgwb.train.sampler import SampledTraining
+    from kgwb.train.sparse_optim import RowAdam, RowSparseAdam, sampled_optimizer
+
+    _, data = tiny
+    net = build_model("lightgcn+text", data, text_features=torch.randn(data.n_items, 8))
+    assert not isinstance(sampled_optimizer(net, 1e-2), RowSparseAdam)  # small table: dense
+    assert not net.embedding.sparse
+    opt = sampled_optimizer(net, 1e-2, sparse=True)
+    assert isinstance(opt.sparse, RowAdam) and net.embedding.sparse
+    sampled = SampledTraining(net, SamplerConfig("neighbors", (2, 2)))
+    sampled.on_epoch_start()
+    gen = torch.Generator().manual_seed(0)
+    before = net.embedding.weight.detach().clone()
+    proj = net.text_proj.weight.detach().clone()
+    users = torch.arange(0, 8)
+    pos, neg = torch.arange(3, 11), torch.arange(20, 28)
+    touched = []
+    real_sample = sampled.sampler.sample
+    sampled.sampler.sample = lambda seeds, g=None: touched.append(s := real_sample(seeds, g)) or s
+    bpr, l2 = sampled.bpr_loss(users, pos, neg, 1e-4, gen)
+    opt.zero_grad()
+    (bpr + l2).backward()
+    assert net.embedding.weight.grad.is_sparse
+    opt.step()
+    moved = (net.embedding.weight.detach() != before).any(1)
+    rows = torch.zeros(len(before), dtype=torch.bool)
+    rows[touched[0].nodes] = True
+    assert moved.any() and not (moved & ~rows).any()  # only sampled rows move
+    state = opt.sparse.state[net.embedding.weight]
+    assert not state["exp_avg"][~rows].any() and state["exp_avg"][rows].abs().sum() > 0
+    assert not torch.equal(net.text_proj.weight, proj)  # dense parameters: dense Adam
+
+
+def test_row_adam_matches_sparse_adam_and_sums_duplicate_rows():
+    from kgwb.train.sparse_optim import RowAdam
+
+    torch.manual_seed(0)
+    a = torch.nn.Embedding(40, 4, sparse=True)
+    b = torch.nn.Embedding(40, 4, sparse=True)
+    b.load_state_dict(a.state_dict())
+    opt_a, opt_b = RowAdam(a.parameters(), lr=0.1), torch.optim.SparseAdam(b.parameters(), lr=0.1)
+    for _ in range(4):
+        idx, dup = torch.randint(0, 40, (25,)), torch.randint(0, 40, (9,))
+        for emb, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            (emb(idx).pow(2).sum() + emb(dup).sum()).backward()
+            opt.step()
+    # the same lazy update up to where eps enters (fused Adam kernel vs SparseAdam's formula)
+    assert torch.allclose(a.weight, b.weight, atol=1e-4)
+
+
+def test_sampled_run_resumes_like_an_uninterrupted_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("KGWB_SPARSE_MIN_ROWS", "0")  # row-sparse tables even on sample:tiny
+    sampled = ["--sampler", "neighbors", "--fanout", "5,5"]
+    whole = _train(tmp_path, "whole", *sampled)
+    assert whole["config"]["optimizer"].startswith("lazy row-wise Adam")
+    part = tmp_path / "part"
+    argv = ["train", "--dataset", "sample:tiny", "--device", "cpu", "--out", str(part)]
+    argv += ["--no-progress", "--save-top-k", "0", "--dim", "32", *sampled]
+    assert main([*argv, "--epochs", "2"]) == 0
+    assert main([*argv, "--epochs", "4", "--resume"]) == 0
+    resumed = json.loads((part / "metrics.json").read_text())
+    assert resumed["curve"][-1]["loss"] == pytest.approx(whole["curve"][-1]["loss"], rel=1e-4)
+
+
+def test_two_gloo_processes_train_sampled_with_sparse_gradients(tmp_path, monkeypatch):
+    monkeypatch.setenv("KGWB_SPARSE_MIN_ROWS", "0")
+    two = _train(tmp_path, "two", "--nproc", "2", "--sampler", "neighbors", "--fanout", "5,5")
+    assert two["config"]["world_size"] == 2
+    assert two["config"]["optimizer"].startswith("lazy row-wise Adam")
+    assert two["test"]["recall@20"] > 0

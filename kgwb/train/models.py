@@ -281,8 +281,10 @@ class LightGCN(Recommender):
         return {"ui": self.adjacency}
 
     def layer0_nodes(self, nodes: torch.Tensor) -> torch.Tensor:
-        # index_select: its backward is one index_add, embedding's sorts the indices (3x slower)
-        x = self.embedding.weight.index_select(0, nodes)
+        # index_select: its backward is one index_add, embedding's sorts the indices (3x slower);
+        # a sparse table (kgwb.train.sparse_optim) gets a row-sparse gradient instead
+        w = self.embedding.weight
+        x = self.embedding(nodes) if self.embedding.sparse else w.index_select(0, nodes)
         return _with_item_text(self, x, nodes - self.n_users)
 
     def sampled_layer(self, layer: int, x: torch.Tensor, graphs: dict) -> torch.Tensor:

@@ -53,6 +53,7 @@ from kgwb.train.data import (
 from kgwb.train.distributed import DistContext
 from kgwb.train.registry import RECOMMENDERS, TEXT_SUFFIX
 from kgwb.train.sampler import SampledTraining
+from kgwb.train.sparse_optim import optimizer_name, sampled_optimizer
 from kgwb.train.trainer import (  # noqa: F401  (older names, used by benchmarks)
     REPORTED_METRICS,
     Callback,
@@ -387,7 +388,7 @@ def _run_description(config: RecommenderConfig, dataset, built: _Built, ddp) -> 
         "text_features": None if features is None else list(np.shape(features)),
         "kg": None if ckg is None else ckg.stats,
         "negatives": "1 uniform per positive, resampled when a train positive",
-        "optimizer": "Adam",
+        "optimizer": optimizer_name(built.net, config.sampling().sampled),
         "split": built.data.split_source,
         "cold_items": config.cold_items,
         "sampler": config.sampling().to_dict(),
@@ -424,7 +425,11 @@ def _train(config, inputs, out: Path | None, final: Path | None, resume, progres
         epochs=config.epochs,
         batch_size=config.batch_size,
         reg=config.reg,
-        optimizer=adam(built.net, config.lr) if model_cls.trainable else None,
+        optimizer=(
+            (sampled_optimizer if sampling.sampled else adam)(built.net, config.lr)
+            if model_cls.trainable
+            else None
+        ),
         ddp=ddp,
     )
     if resume:

@@ -31,6 +31,10 @@ propagation layer over sampled matrices (:meth:`sampled_layer`); evaluation and 
 keep propagating over the whole graph (once per evaluation, not once per step).  ``lightgcn``
 (with or without text) implements them; the two-tower ``kgat`` (LightGCN backbone + gated KG
 tower) does not yet, and ``--sampler neighbors`` says so for it.
+
+A step therefore costs what it samples; on tables of 2M rows or more the embedding gradients
+are row-sparse too, with a lazy row-wise Adam (:mod:`kgwb.train.sparse_optim`), so that no
+step cost is proportional to the tables.
 """
 
 from __future__ import annotations
@@ -150,8 +154,8 @@ class NeighborSampler:
                     name: g.draw(frontier, fanout, generator) for name, g in self.graphs.items()
                 }
                 reached = torch.cat([nbr for _, nbr, _ in drawn.values()])
-                new = torch.unique(reached)
-                new = new[local[new] < 0]
+                # distinct first (no sort), then sorted: gathers in increasing row order
+                new = _first_seen(reached[local[reached] < 0], local).sort().values
                 local[new] = torch.arange(bounds[-1], bounds[-1] + len(new), device=seeds.device)
                 nodes.append(new)
                 bounds.append(bounds[-1] + len(new))
@@ -163,6 +167,17 @@ class NeighborSampler:
             all_nodes = torch.cat(nodes)
             local[all_nodes] = -1
         return SampledSubgraph(all_nodes, len(seeds), _layer_matrices(hops, bounds))
+
+
+def _first_seen(ids: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """The distinct values of ``ids`` (node ids whose ``scratch`` entry is ``-1``) without a
+    sort: each position writes itself into ``scratch``; one writer per node wins and stands
+    for it.  ``O(len(ids))`` (``torch.unique`` sorts); ``scratch`` is left as it was."""
+    pos = torch.arange(len(ids), device=ids.device)
+    scratch[ids] = pos
+    new = ids[scratch[ids] == pos]
+    scratch[ids] = -1
+    return new
 
 
 def _layer_matrices(hops: list[dict[str, tuple]], bounds: list[int]) -> list[dict]:

@@ -46,6 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="folder to keep the search index in (default: one per KG under the cache folder, "
         "$KGWB_CACHE or data/cache; the KG folder itself is never written)",
     )
+    s.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where a (re)build embeds the items: in this process, or on Ray Data actors "
+        "(pip install 'kgwb[scale]'; same vectors)",
+    )
+    s.add_argument("--workers", type=int, default=None, help="Ray actors (--engine ray)")
+    s.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
     s.set_defaults(func=_search)
 
     r = sub.add_parser("recommend", help="top-k items for a user from a training run (JSON)")
@@ -125,10 +134,14 @@ def load_or_build_index(
     model: str | None = None,
     rebuild: bool = False,
     index_dir: str | Path | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
 ):
     """The search index of the KG in ``kg_dir``, built from its item nodes (names) and kept in
     ``index_dir`` (default :func:`default_index_dir`); rebuilt when absent, when ``rebuild`` or
-    when it was built with another model."""
+    when it was built with another model; a build embeds on ``engine`` ("local" or "ray",
+    :meth:`kgwb.search.SearchIndex.build`)."""
     import sys
 
     from kgwb.kg.cli import kg_folder
@@ -143,7 +156,15 @@ def load_or_build_index(
     kg = KnowledgeGraph.load(kg_folder(kg_dir))
     items = kg_items(kg)
     print(f"kgwb: embedding {len(items)} item names into {cache}", file=sys.stderr)
-    index = SearchIndex.build(items, text_columns=("title",), model=model, progress=True)
+    index = SearchIndex.build(
+        items,
+        text_columns=("title",),
+        model=model,
+        progress=True,
+        engine=engine,
+        address=address,
+        workers=workers,
+    )
     index.save(cache)
     return index
 
@@ -178,6 +199,17 @@ def filter_values_hint(store, key: str, limit: int = 8) -> list[str]:
     return [str(x) for x in df["name"]]
 
 
+def _index_options(args: argparse.Namespace) -> dict:
+    return {
+        "model": args.model,
+        "rebuild": args.rebuild,
+        "index_dir": args.index,
+        "engine": args.engine,
+        "address": args.address,
+        "workers": args.workers,
+    }
+
+
 def _search(args: argparse.Namespace) -> int:
     import sys
 
@@ -188,9 +220,7 @@ def _search(args: argparse.Namespace) -> int:
     if filters:
         with GraphStore.open(default_store_path(kg_folder(args.kg_dir))) as store:
             check_filter_keys(store, filters)
-            index = load_or_build_index(
-                args.kg_dir, model=args.model, rebuild=args.rebuild, index_dir=args.index
-            )
+            index = load_or_build_index(args.kg_dir, **_index_options(args))
             res = index.search(args.query, k=args.k, filters=filters, store=store)
             if res.empty:
                 from kgwb.search import allowed_items
@@ -208,9 +238,7 @@ def _search(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
     else:
-        index = load_or_build_index(
-            args.kg_dir, model=args.model, rebuild=args.rebuild, index_dir=args.index
-        )
+        index = load_or_build_index(args.kg_dir, **_index_options(args))
         res = index.search(args.query, k=args.k)
     print(res.to_json(orient="records", force_ascii=False, indent=2))
     return 0
