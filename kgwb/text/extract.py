@@ -26,7 +26,7 @@ import random
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,10 +253,26 @@ def examples_from_records(
     in ``unplaced`` and their words stay ``O``; ``drop_unmatched=True`` drops items where no value
     was found at all (otherwise they are negatives: titles with nothing to extract).
     """
-    grouped: dict[str, dict] = {}
-    order: list[str] = []
+    grouped = _group_records(records)
+    out = []
+    for key, entry in grouped.items():
+        example = _labeled_title(
+            entry["text"],
+            entry["category"],
+            dict(entry["targets"]),
+            occurrences=occurrences,
+            item_id=key,
+        )
+        if drop_unmatched and not example.spans:
+            continue
+        out.append(example)
+    return out
 
-    def add(item_id, text, category, attribute, value, where: str) -> None:
+
+def _group_records(records: Any) -> dict[str, dict]:
+    """Per item id (first-seen order): its text, category and known values by attribute."""
+    grouped: dict[str, dict] = {}
+    for item_id, text, category, attribute, value, where in _record_rows(records):
         if not isinstance(text, str):
             raise DataError(
                 f"{where}: text is {type(text).__name__}", column="text", expected="a string"
@@ -269,7 +285,6 @@ def examples_from_records(
                 "category": "" if category is None else str(category),
                 "targets": defaultdict(list),
             }
-            order.append(key)
         elif entry["text"] != text:
             raise DataError(
                 f"{where}: item {key!r} has two different texts",
@@ -277,11 +292,17 @@ def examples_from_records(
                 expected="one text per item_id",
             )
         if attribute is None or value is None or (isinstance(value, float) and math.isnan(value)):
-            return
+            continue
         value = str(value)
         if value.strip() and value not in entry["targets"][str(attribute)]:
             entry["targets"][str(attribute)].append(value)
+    return grouped
 
+
+def _record_rows(records: Any) -> Iterator[tuple]:
+    """``(item_id, text, category, attribute, value, where)`` per known value of ``records``
+    (long or wide format, see :func:`examples_from_records`); a wide row also yields its item
+    with no value."""
     try:
         import pandas as pd
 
@@ -297,42 +318,29 @@ def examples_from_records(
         for row_no, row in enumerate(
             records[list(_RECORD_COLUMNS)].itertuples(index=False), start=1
         ):
-            add(*row, where=f"row {row_no}")
-    else:
-        for row_no, row in enumerate(records, start=1):
-            if isinstance(row, Mapping):
-                missing = [c for c in _RECORD_COLUMNS if c not in row]
-                if missing:
-                    raise DataError(
-                        f"row {row_no} lacks {', '.join(missing)}",
-                        expected=", ".join(_RECORD_COLUMNS),
-                    )
-                add(*(row[c] for c in _RECORD_COLUMNS), where=f"row {row_no}")
-            elif isinstance(row, (tuple, list)) and len(row) == 4 and isinstance(row[3], Mapping):
-                item_id, text, category, values = row
-                add(item_id, text, category, None, None, where=f"row {row_no}")
-                for attribute, value in values.items():
-                    add(item_id, text, category, attribute, value, where=f"row {row_no}")
-            else:
+            yield (*row, f"row {row_no}")
+        return
+    for row_no, row in enumerate(records, start=1):
+        where = f"row {row_no}"
+        if isinstance(row, Mapping):
+            missing = [c for c in _RECORD_COLUMNS if c not in row]
+            if missing:
                 raise DataError(
-                    f"row {row_no} is {type(row).__name__}",
-                    expected="(item_id, text, category, {attribute: value}) or a mapping with "
-                    + ", ".join(_RECORD_COLUMNS),
+                    f"row {row_no} lacks {', '.join(missing)}",
+                    expected=", ".join(_RECORD_COLUMNS),
                 )
-    out = []
-    for key in order:
-        entry = grouped[key]
-        example = _labeled_title(
-            entry["text"],
-            entry["category"],
-            dict(entry["targets"]),
-            occurrences=occurrences,
-            item_id=key,
-        )
-        if drop_unmatched and not example.spans:
-            continue
-        out.append(example)
-    return out
+            yield (*(row[c] for c in _RECORD_COLUMNS), where)
+        elif isinstance(row, (tuple, list)) and len(row) == 4 and isinstance(row[3], Mapping):
+            item_id, text, category, values = row
+            yield item_id, text, category, None, None, where
+            for attribute, value in values.items():
+                yield item_id, text, category, attribute, value, where
+        else:
+            raise DataError(
+                f"row {row_no} is {type(row).__name__}",
+                expected="(item_id, text, category, {attribute: value}) or a mapping with "
+                + ", ".join(_RECORD_COLUMNS),
+            )
 
 
 def _as_examples(data: Any, *, what: str, occurrences: str = "first") -> list[LabeledTitle]:
@@ -567,45 +575,15 @@ class Extractor:
         """
         import torch
 
-        texts = [
-            "" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t) for t in titles
-        ]
+        texts, cats = self._texts_and_categories(titles, categories)
         n = len(texts)
-        if categories is None or isinstance(categories, str):
-            if self.settings.use_category and categories is None:
-                raise KgwbError(
-                    "this extractor was trained with product categories: pass one category per "
-                    "title (categories=[...]) or one string for all"
-                )
-            cats = [categories or ""] * n
-        else:
-            cats = ["" if c is None else str(c) for c in categories]
-            if len(cats) != n:
-                raise KgwbError(
-                    f"{n} titles but {len(cats)} categories: pass one category per title"
-                )
         results: list[list[dict]] = [[] for _ in range(n)]
         todo = [i for i in range(n) if texts[i].strip()]
         if not todo:
             return results
         enc = self.encode([texts[i] for i in todo], [cats[i] for i in todo])
         title_segment = 1 if self.settings.use_category else 0
-        truncated = 0
-        for k, i in enumerate(todo):
-            if enc.encodings[k].overflowing:
-                ends = [
-                    o[1]
-                    for o, s in zip(enc["offset_mapping"][k], enc.sequence_ids(k))
-                    if s == title_segment
-                ]
-                if not ends or max(ends) < len(texts[i].rstrip()):
-                    truncated += 1
-        if truncated:
-            warnings.warn(
-                f"{truncated} of {n} texts were longer than max_length={self.settings.max_length} "
-                f"tokens and were truncated; values after the cut are not extracted",
-                stacklevel=2,
-            )
+        self._warn_truncated(enc, [texts[i] for i in todo], n, title_segment)
         masks, mask_row = self._allowed_mask()
         order = sorted(range(len(todo)), key=lambda k: len(enc["input_ids"][k]))
         keys = [key for key in ("input_ids", "token_type_ids", "attention_mask") if key in enc]
@@ -637,6 +615,45 @@ class Extractor:
                         texts[todo[k]], enc, k, predicted[row], probs[row], title_segment
                     )
         return results
+
+    def _texts_and_categories(
+        self, titles: Iterable[str], categories: Iterable[str] | str | None
+    ) -> tuple[list[str], list[str]]:
+        """The titles as strings (missing ones empty) and one category per title."""
+        texts = [
+            "" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t) for t in titles
+        ]
+        n = len(texts)
+        if categories is None or isinstance(categories, str):
+            if self.settings.use_category and categories is None:
+                raise KgwbError(
+                    "this extractor was trained with product categories: pass one category per "
+                    "title (categories=[...]) or one string for all"
+                )
+            return texts, [categories or ""] * n
+        cats = ["" if c is None else str(c) for c in categories]
+        if len(cats) != n:
+            raise KgwbError(f"{n} titles but {len(cats)} categories: pass one category per title")
+        return texts, cats
+
+    def _warn_truncated(self, enc, texts: list[str], n: int, title_segment: int) -> None:
+        """One warning saying how many of the ``n`` texts were cut at ``max_length``."""
+        truncated = 0
+        for k, text in enumerate(texts):
+            if enc.encodings[k].overflowing:
+                ends = [
+                    o[1]
+                    for o, s in zip(enc["offset_mapping"][k], enc.sequence_ids(k))
+                    if s == title_segment
+                ]
+                if not ends or max(ends) < len(text.rstrip()):
+                    truncated += 1
+        if truncated:
+            warnings.warn(
+                f"{truncated} of {n} texts were longer than max_length={self.settings.max_length} "
+                f"tokens and were truncated; values after the cut are not extracted",
+                stacklevel=3,
+            )
 
     def _log_probs(self, batch, mask):
         """Label log-probabilities per token: the mean of the members' probabilities (one
