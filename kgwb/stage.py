@@ -38,7 +38,8 @@ R = TypeVar("R", bound="StageResult")
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", **metadata: Any) -> Any:  # noqa: A002
-    """A config field with its CLI help (and optional ``flag=``, ``choices=``, ``cli=False``).
+    """A config field with its CLI help (and optional ``flag=``, ``choices=``, ``metavar=``,
+    ``required=True`` for a flag the command needs although the field may be None, ``cli=False``).
 
     A mutable default (list, dict) is copied per instance."""
     meta = {"help": help, **metadata}
@@ -176,7 +177,7 @@ class StageConfig:
                 kwargs["metavar"] = f.metadata.get("metavar")
                 if "choices" in f.metadata:
                     kwargs["choices"] = f.metadata["choices"]
-                if default is dataclasses.MISSING:
+                if default is dataclasses.MISSING or f.metadata.get("required"):
                     kwargs["required"] = True
                     del kwargs["default"]
             parser.add_argument(flag, **{k: v for k, v in kwargs.items() if v is not None})
