@@ -102,7 +102,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if isinstance(kind, type) and issubclass(kind, StageConfig) and isinstance(value, dict):
             return kind.from_dict(value, where=where)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where}: {value!r} is not a valid {getattr(kind, '__name__', kind)}") from err
+        raise ConfigError(
+            f"{where}: {value!r} is not a valid {getattr(kind, '__name__', kind)}"
+        ) from err
     return value
 
 
@@ -161,15 +163,17 @@ class StageConfig:
         cls, parser: argparse.ArgumentParser, *, skip: Iterable[str] = (), **defaults: Any
     ) -> None:
         """One ``--flag`` per field (``--batch-size`` for ``batch_size``; ``metadata['flag']``
-        renames it), typed from the annotation, with the field's default and help; ``defaults``
-        overrides a default for this command only."""
+        renames it, and a flag without dashes is a positional argument), typed from the
+        annotation, with the field's default and help; ``defaults`` overrides a default for
+        this command only."""
         hints = typing.get_type_hints(cls)
         for f in cls.cli_fields(skip):
             kind, _ = _base_types(hints[f.name])
             flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
             default = defaults.get(f.name, _field_default(f))
+            required = default is dataclasses.MISSING or bool(f.metadata.get("required"))
             kwargs: dict[str, Any] = {"dest": f.name, "default": default}
-            shown = "" if default in (None, dataclasses.MISSING, "") else f" (default {_show(default)})"
+            shown = "" if required or default in (None, "") else f" (default {_show(default)})"
             kwargs["help"] = (f.metadata.get("help") or "") + shown
             if kind is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
@@ -177,9 +181,13 @@ class StageConfig:
                 kwargs["metavar"] = f.metadata.get("metavar")
                 if "choices" in f.metadata:
                     kwargs["choices"] = f.metadata["choices"]
-                if default is dataclasses.MISSING or f.metadata.get("required"):
+                if required:
                     kwargs["required"] = True
                     del kwargs["default"]
+            if not flag.startswith("-"):  # positional: argparse names it by its dest
+                kwargs.pop("required", None)
+                kwargs["metavar"] = kwargs.get("metavar") or (flag if flag != f.name else None)
+                flag = kwargs.pop("dest")
             parser.add_argument(flag, **{k: v for k, v in kwargs.items() if v is not None})
 
     @classmethod
@@ -309,7 +317,9 @@ class Registry:
         entry = self._entries[name]
         if isinstance(entry, str) and ":" in entry:
             module, attribute = entry.split(":", 1)
-            entry = getattr(importlib.import_module(module), attribute)
+            entry = importlib.import_module(module)
+            for part in attribute.split("."):  # "module:Class.method" too
+                entry = getattr(entry, part)
             self._entries[name] = entry
         return entry
 

@@ -984,10 +984,9 @@ def fine_tune(
 
     features = _encode_training(tokenizer, examples, config, label2id)
     collator = DataCollatorForTokenClassification(tokenizer, return_tensors="pt")
-    rng = random.Random(config.seed)
-    lengths = [len(f["input_ids"]) for f in features]
-    total_steps = math.ceil(len(features) / config.batch_size) * config.epochs
-    optimizer, scheduler = _optimizer_and_schedule(model, config, total_steps)
+    optimizer, scheduler = _optimizer_and_schedule(
+        model, config, math.ceil(len(features) / config.batch_size) * config.epochs
+    )
     settings = ExtractorSettings(
         labels=labels,
         schema=schema,
@@ -1005,6 +1004,32 @@ def fine_tune(
         restrict_to_schema=config.restrict_to_schema,
         dtype="float32",
     )
+    started = time.perf_counter()
+    losses, valid_curve = _run_epochs(
+        extractor,
+        [collator, features, optimizer, scheduler],
+        config,
+        valid=valid,
+        schema=list(examples) + list(schema_examples),
+    )
+    return FineTuned(extractor, losses, time.perf_counter() - started, valid_curve)
+
+
+def _run_epochs(
+    extractor: Extractor,
+    training: list,
+    config: ExtractorConfig,
+    *,
+    valid: Sequence[LabeledTitle] | None,
+    schema: list[LabeledTitle],
+) -> tuple[list[float], list[float]]:
+    """``config.epochs`` passes over the length-bucketed batches; with ``valid`` titles the
+    weights of the best epoch (the earliest on ties) are restored at the end.  Returns the mean
+    loss and the validation micro-F1 per epoch."""
+    collator, features, optimizer, scheduler = training
+    model, device = extractor.model, extractor.device
+    rng = random.Random(config.seed)
+    lengths = [len(f["input_ids"]) for f in features]
     losses: list[float] = []
     valid_curve: list[float] = []
     best_state, best_score = None, -math.inf
@@ -1020,7 +1045,7 @@ def fine_tune(
         losses.append(total / count)
         note = ""
         if valid:
-            score = _valid_score(extractor, valid, list(examples) + list(schema_examples), config)
+            score = _valid_score(extractor, valid, schema, config)
             valid_curve.append(score)
             if score > best_score:
                 best_score = score
@@ -1035,11 +1060,10 @@ def fine_tune(
             note,
             time.perf_counter() - started,
         )
-    seconds = time.perf_counter() - started
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return FineTuned(extractor, losses, seconds, valid_curve)
+    return losses, valid_curve
 
 
 def _token_classifier(encoder: str, labels: list[str], label2id: dict[str, int]):
