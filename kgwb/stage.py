@@ -178,7 +178,10 @@ class StageConfig:
             if kind is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
             else:
-                kwargs["metavar"] = f.metadata.get("metavar")
+                renamed = "flag" in f.metadata and flag.startswith("-")
+                kwargs["metavar"] = f.metadata.get("metavar") or (
+                    flag.lstrip("-").replace("-", "_").upper() if renamed else None
+                )
                 if "choices" in f.metadata:
                     kwargs["choices"] = f.metadata["choices"]
                 if required:

@@ -1479,17 +1479,25 @@ def train_extractor(
         valid_curve=first["valid_curve"],
         members=[{k: v for k, v in m.items() if k != "extractor"} for m in members],
         inference=inference,
-        environment=_environment() | {"torch_threads": _torch_threads(), "device": config.device},
+        environment=_environment()
+        | {"torch_threads": _torch_threads(), "device": resolve_device(config.device)},
     )
     if out_dir is not None:
         result.save(out_dir, overwrite=overwrite)
     return result
 
 
+def build_extractor_stage(config: ExtractorConfig, run: Any) -> ExtractorTrainResult:
+    """The ``extract`` stage of :data:`kgwb.rundir.STAGES`: trained from the config's files,
+    saved into ``run.extractor``."""
+    return train_extractor(config, out_dir=run)
+
+
 def _training_config(
     config: ExtractorConfig | None, options: dict[str, Any], **data: Any
 ) -> tuple[ExtractorConfig, dict[str, Any]]:
-    """The run's config (keywords over ``config``, the device resolved, data files recorded)
+    """The run's config (keywords over ``config``, data files recorded; the device it ran on
+    is recorded in the environment)
     and its ``train``/``test``/``valid`` data (given, else the config's files)."""
     options = {k: v for k, v in options.items() if not (k in ("model", "device") and v is None)}
     if "model" in options:
@@ -1509,9 +1517,7 @@ def _training_config(
         for name, value in data.items()
     }
     config = config.replace(
-        **files,
-        device=resolve_device(config.device),
-        valid_fraction=0.0 if data["valid"] is not None else float(config.valid_fraction),
+        **files, valid_fraction=0.0 if data["valid"] is not None else float(config.valid_fraction)
     )
     return config, data
 
