@@ -25,9 +25,10 @@ from kgwb.kg.catalog import catalog_graph
 from kgwb.kg.model import KnowledgeGraph
 from kgwb.kg.quality import add_part, extracted_graph_part, quality_report
 from kgwb.kg.resolve import ResolutionConfig, ResolutionResult, pairwise_scores, resolve_entities
-from kgwb.stage import StageConfig, StageResult, _folder_for, option
+from kgwb.stage import Registry, StageConfig, StageResult, _folder_for, option
 
 __all__ = [
+    "EXTRACTORS",
     "KGBuildConfig",
     "KGBuildResult",
     "build_kg",
@@ -43,15 +44,58 @@ BUILD_MANIFEST = "kg_build.json"
 log = logging.getLogger(__name__)
 
 
+def _distant_extractor(dataset: Dataset, config: Any, fields: list[str], work: Any, info: dict):
+    """train here from the catalog's attribute values found in the item text"""
+    return _train_distant(
+        dataset,
+        fields[0],
+        holdout=config.holdout,
+        max_items=config.extractor_max_items,
+        out_dir=work,
+        encoder=config.encoder,
+        epochs=config.extractor_epochs,
+        lr=config.extractor_lr,
+        seed=config.seed,
+        info=info,
+    )
+
+
+def _no_extractor(dataset: Dataset, config: Any, fields: list[str], work: Any, info: dict):
+    """catalog only"""
+    return None, None, set()
+
+
+def _saved_extractor(dataset: Dataset, config: Any, fields: list[str], work: Any, info: dict):
+    """a fine-tuned extractor folder, trained first from extract_train when it is missing"""
+    from kgwb.text.extract import load_extractor
+
+    folder = ensure_extractor(config.extract_model, train=config.extract_train, seed=config.seed)
+    return load_extractor(folder), None, set()
+
+
+#: the named extractors of the KG build: name -> ``(dataset, config, fields, work folder,
+#: info) -> (extractor, distant training summary, held-out item ids)``; any other
+#: ``extract_model`` is a fine-tuned extractor folder (or Hugging Face name)
+EXTRACTORS = Registry("extractor", {DISTANT: _distant_extractor, "none": _no_extractor})
+
+
+def extractor_source(name: str | None):
+    """How the KG build gets the extractor called ``name`` (None: catalog only)."""
+    if name is None:
+        return _no_extractor
+    return EXTRACTORS.get(name) if name in EXTRACTORS else _saved_extractor
+
+
+def _extract_model_help() -> str:
+    named = " or ".join(f"'{n}' ({EXTRACTORS.get(n).__doc__})" for n in EXTRACTORS.names())
+    return f"a fine-tuned extractor folder, {named}"
+
+
 @dataclass
 class KGBuildConfig(StageConfig):
     """How the product KG is built from a dataset (the flags of ``kgwb kg build``)."""
 
-    extract_model: str | None = option(
-        DISTANT,
-        "fine-tuned extractor folder, 'distant' (train here from catalog attributes) or "
-        "'none' (catalog only)",
-    )
+    extract_model: str | None = option(DISTANT, _extract_model_help())
     extract_fields: tuple[str, ...] = option(
         ("title",), "comma-separated item text fields to extract from"
     )
@@ -602,29 +646,10 @@ def _add_extracted(
     fields = _extraction_fields(dataset, config.extract_model, config.extract_fields, skipped)
     if not fields:
         return kg, None, None, set()
-    from kgwb.text.extract import load_extractor
-
-    training = None
-    heldout_ids: set[str] = set()
     t = time.perf_counter()
-    if str(config.extract_model) == DISTANT:
-        extractor, training, heldout_ids = _train_distant(
-            dataset,
-            fields[0],
-            holdout=config.holdout,
-            max_items=config.extractor_max_items,
-            out_dir=work,
-            encoder=config.encoder,
-            epochs=config.extractor_epochs,
-            lr=config.extractor_lr,
-            seed=config.seed,
-            info=info,
-        )
-    else:
-        folder = ensure_extractor(
-            config.extract_model, train=config.extract_train, seed=config.seed
-        )
-        extractor = load_extractor(folder)
+    extractor, training, heldout_ids = extractor_source(config.extract_model)(
+        dataset, config, fields, work, info
+    )
     timings["extractor_training" if training else "extractor_load"] = time.perf_counter() - t
     t = time.perf_counter()
     spans = extract_spans(dataset, extractor, fields=tuple(fields))
