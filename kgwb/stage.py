@@ -182,6 +182,8 @@ class StageConfig:
                 kwargs["metavar"] = f.metadata.get("metavar") or (
                     flag.lstrip("-").replace("-", "_").upper() if renamed else None
                 )
+                if kind in (int, float):  # typed in the namespace too (commands may read it)
+                    kwargs["type"] = kind
                 if "choices" in f.metadata:
                     kwargs["choices"] = f.metadata["choices"]
                 if required:
