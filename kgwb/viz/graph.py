@@ -36,6 +36,7 @@ import html
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ import pandas as pd
 
 from kgwb.errors import ConfigError, DataError
 from kgwb.kg.model import PROVENANCE_COLUMNS, KnowledgeGraph
+from kgwb.stage import StageConfig, option
 
 #: node type -> vis-network colour and shape (other types get :data:`DEFAULT_NODE_STYLE`)
 NODE_STYLES: dict[str, dict[str, str]] = {
@@ -117,6 +119,18 @@ def _check_node(kg: KnowledgeGraph, node_id: str) -> None:
             f"node {node_id!r} is not in the knowledge graph{hint}",
             expected="a node id like 'item:B00X', 'brand:acme' or 'category:Shampoo'",
         )
+
+
+@dataclass
+class EgoConfig(StageConfig):
+    """How much of a node's neighbourhood a view shows (the flags of ``kgwb viz ego``)."""
+
+    hops: int = option(2, "neighbourhood radius")
+    max_nodes: int = option(200, "node cap")
+
+    def validate(self) -> None:
+        if self.max_nodes < 1:
+            raise ConfigError(f"max_nodes must be at least 1, not {self.max_nodes}")
 
 
 def ego_graph(kg: KnowledgeGraph, node_id: str, *, hops: int = 2, max_nodes: int = 200) -> Any:
