@@ -15,7 +15,6 @@ attribute is a hallucination; ``drop_unsupported`` removes the sentences holding
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -477,7 +476,9 @@ def train_writer(
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
-        (out / "writer_training.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        from kgwb.atomic import write_json
+
+        write_json(out / "writer_training.json", metrics)
     if not all(math.isfinite(x) for x in losses):
         raise KgwbError(f"training diverged (losses {losses})")
     return metrics
