@@ -135,3 +135,21 @@ def test_rundir_trains_the_extractor_once(tmp_path):
     assert isinstance(again, ExtractorTrainResult) and again.metrics == first.metrics
     spans = again.extractor.extract(["Acme red shoe"], ["Shoes"])
     assert spans == first.extractor.extract(["Acme red shoe"], ["Shoes"])
+
+
+def test_extractors_and_language_configs_share_the_registry_and_flags():
+    from kgwb.kg.build import EXTRACTORS, _saved_extractor, extractor_source
+    from kgwb.kg.check import CheckConfig
+    from kgwb.qa import QAConfig
+    from kgwb.viz.graph import EgoConfig
+
+    assert EXTRACTORS.names() == ["distant", "none"]
+    assert extractor_source("some/folder") is _saved_extractor
+    assert extractor_source(None) is EXTRACTORS.get("none")
+    check, _ = _parse(CheckConfig, ["--readers", "dictionary", "--min-confidence", "0.7"])
+    assert check.readers == ("dictionary",) and check.min_confidence == 0.7
+    assert CheckConfig.from_dict(json.loads(json.dumps(check.to_dict()))) == check
+    qa, _ = _parse(QAConfig, ["--k", "5"])
+    assert qa.k == 5 and qa.model is None
+    with pytest.raises(ConfigError, match="max_nodes must be at least 1"):
+        EgoConfig(max_nodes=0)

@@ -1007,7 +1007,7 @@ def fine_tune(
     started = time.perf_counter()
     losses, valid_curve = _run_epochs(
         extractor,
-        [collator, features, optimizer, scheduler],
+        _Training(collator, features, optimizer, scheduler),
         config,
         valid=valid,
         schema=list(examples) + list(schema_examples),
@@ -1015,9 +1015,18 @@ def fine_tune(
     return FineTuned(extractor, losses, time.perf_counter() - started, valid_curve)
 
 
+class _Training(NamedTuple):
+    """What one fine-tuning run steps through: batches are collated from ``features``."""
+
+    collator: Any
+    features: list[dict]
+    optimizer: Any
+    scheduler: Any
+
+
 def _run_epochs(
     extractor: Extractor,
-    training: list,
+    training: _Training,
     config: ExtractorConfig,
     *,
     valid: Sequence[LabeledTitle] | None,
