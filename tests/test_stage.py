@@ -95,7 +95,9 @@ def test_registry_is_lazy_and_lists_names():
 
     assert reg.names() == ["json", "one", "two"]
     assert reg.raw("json") == "json:dumps" and reg.get("json") is json.dumps
-    with pytest.raises(UnknownNameError, match="unknown widget 'three'; choose one of: json, one, two"):
+    with pytest.raises(
+        UnknownNameError, match="unknown widget 'three'; choose one of: json, one, two"
+    ):
         reg.get("three")
 
 
@@ -110,6 +112,10 @@ def test_rundir_builds_once_then_reuses(tmp_path):
     other = run.get_or_build("toy", ToyConfig(size=2))  # another config: built again
     assert BUILDS == [3, 2] and other.rows == [0, 1]
     record = json.loads((run.kge / "toy.json").read_text())
-    assert record["stage"] == "toy" and record["config"]["size"] == 2 and record["metrics"] == {"rows": 2}
+    assert (
+        record["stage"] == "toy"
+        and record["config"]["size"] == 2
+        and record["metrics"] == {"rows": 2}
+    )
     assert run.train("kgat+text") == run.root / "train" / "kgat_text"
     assert run.kg == run.root / "kg_build" / "kg"
