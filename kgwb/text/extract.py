@@ -1505,9 +1505,9 @@ def build_extractor_stage(config: ExtractorConfig, run: Any) -> ExtractorTrainRe
 def _training_config(
     config: ExtractorConfig | None, options: dict[str, Any], **data: Any
 ) -> tuple[ExtractorConfig, dict[str, Any]]:
-    """The run's config (keywords over ``config``, data files recorded; the device it ran on
-    is recorded in the environment)
-    and its ``train``/``test``/``valid`` data (given, else the config's files)."""
+    """The run's config (keywords over ``config``; data given as files recorded in it) and its
+    ``train``/``test``/``valid`` data (given, else the config's files).  The device stays as
+    asked (``auto``); the one used goes into the result's environment."""
     options = {k: v for k, v in options.items() if not (k in ("model", "device") and v is None)}
     if "model" in options:
         options["model"] = str(options["model"])
