@@ -11,7 +11,7 @@ Layout (kept from earlier versions, so old run folders stay readable)::
     <run>/dataset/ + data_stage.json      stage "data"
     <run>/kg_build/{kg/, kg_build.json}   stage "kg"
     <run>/train/<model>/                  stage "train" (one folder per model: run.train(name))
-    <run>/kge/                            stage "kge"
+    <run>/kge/<model>/                    stage "kge" (one folder per model)
     <run>/extractor/                      stage "extract" (a trained extractor)
     <run>/metrics/<notebook>.json         what the pipeline merges into metrics.json
 
@@ -127,33 +127,60 @@ class RunDir:
         """An HTML view or figure written by 02/04 (``run.view("ego_kg_item.html")``)."""
         return self.root / name
 
-    def folder_of(self, stage: str) -> Path:
-        """The folder a stage's result is saved in (the root for ``data``)."""
+    def train_folder(self, config: Any) -> Path:
+        """The folder of the ``train`` stage for ``config`` (a RecommenderConfig)."""
+        if config is None:
+            from kgwb.errors import ConfigError
+
+            raise ConfigError("the train stage has one folder per model: give its config")
+        return self.train(config.name)
+
+    def kge_folder(self, config: Any) -> Path:
+        """The folder of the ``kge`` stage for ``config`` (a KGEConfig): ``kge/<model>``, as
+        03_train writes it."""
+        if config is None:
+            from kgwb.errors import ConfigError
+
+            raise ConfigError("the kge stage has one folder per model: give its config")
+        return self.kge / config.key
+
+    def folder_of(self, stage: str, config: Any = None) -> Path:
+        """The folder a stage's result is saved in (the root for ``data``); a stage with one
+        folder per config (``train``: one per model) names it from ``config``."""
         spec = STAGES.get(stage)
         where = getattr(self, spec.folder)
+        if callable(where):
+            where = where(config)
         return where if isinstance(where, Path) else Path(where)
 
     # -- build or reuse ---------------------------------------------------------------------
-    def saved_config(self, stage: str) -> dict[str, Any] | None:
+    def saved_config(self, stage: str, config: Any = None) -> dict[str, Any] | None:
         """The config recorded by the saved result of ``stage``, or None (none or damaged)."""
         spec = STAGES.get(stage)
+        result = spec.result_cls()
         try:
-            return spec.result_cls().read_record(self).get("config")
+            return result.read_record(self._where(stage, config)).get(result.CONFIG_KEY)
         except (FileNotFoundError, ValueError, AttributeError):
             return None
 
-    def _built_from_other_data(self, stage: str) -> bool:
+    def _built_from_other_data(self, stage: str, config: Any = None) -> bool:
         """Whether ``stage``'s saved output is stamped (:mod:`kgwb.runs`) with other data than
         the run's data stage now holds."""
         if stage == "data":
             return False
         from kgwb.runs import data_key, read_stamp
 
-        built_from = read_stamp(self.folder_of(stage))
+        built_from = read_stamp(self.folder_of(stage, config))
         data = self.saved_config("data") if "data" in STAGES else None
         if built_from is None or data is None:
             return False
         return built_from != data_key(data.get("source"), data.get("format"), data.get("seed", 0))
+
+    def _where(self, stage: str, config: Any) -> Any:
+        """What a stage's result reads and writes: this run, or its folder when the stage has
+        one folder per config."""
+        spec = STAGES.get(stage)
+        return self.folder_of(stage, config) if callable(getattr(self, spec.folder)) else self
 
     def get_or_build(self, stage: str, config: StageConfig, *, rebuild: bool = False) -> Any:
         """The saved result of ``stage`` when it was built with ``config`` (same JSON), else
@@ -161,11 +188,11 @@ class RunDir:
         spec = STAGES.get(stage)
         if (
             not rebuild
-            and self.saved_config(stage) == config.to_dict()
-            and not self._built_from_other_data(stage)
+            and self.saved_config(stage, config) == config.to_dict()
+            and not self._built_from_other_data(stage, config)
         ):
             try:
-                return spec.result_cls().load(self)
+                return spec.result_cls().load(self._where(stage, config))
             except FileNotFoundError:
                 pass  # a record without its files: build again
         result = spec.build_fn()(config, self)
@@ -174,6 +201,21 @@ class RunDir:
         return result
 
 
+STAGES.register(
+    "train",
+    StageSpec(
+        build="kgwb.train.recommend:build_stage",
+        result="kgwb.train.recommend:RecommenderResult",
+        folder="train_folder",
+        saves=True,
+    ),
+)
+STAGES.register(
+    "kge",
+    StageSpec(
+        build="kgwb.train.kge:build_stage", result="kgwb.train.kge:KGEResult", folder="kge_folder"
+    ),
+)
 # the stages of kgwb/ outside kgwb/train (lazy: nothing is imported until a stage is asked for)
 STAGES.register(
     "data",

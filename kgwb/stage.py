@@ -160,12 +160,17 @@ class StageConfig:
 
     @classmethod
     def add_arguments(
-        cls, parser: argparse.ArgumentParser, *, skip: Iterable[str] = (), **defaults: Any
+        cls,
+        parser: argparse.ArgumentParser,
+        *,
+        skip: Iterable[str] = (),
+        helps: dict[str, str] | None = None,
+        **defaults: Any,
     ) -> None:
         """One ``--flag`` per field (``--batch-size`` for ``batch_size``; ``metadata['flag']``
         renames it, and a flag without dashes is a positional argument), typed from the
-        annotation, with the field's default and help; ``defaults`` overrides a default for
-        this command only."""
+        annotation, with the field's default and help; ``defaults`` overrides a default and
+        ``helps`` a help text for this command only."""
         hints = typing.get_type_hints(cls)
         for f in cls.cli_fields(skip):
             kind, _ = _base_types(hints[f.name])
@@ -174,7 +179,8 @@ class StageConfig:
             required = default is dataclasses.MISSING or bool(f.metadata.get("required"))
             kwargs: dict[str, Any] = {"dest": f.name, "default": default}
             shown = "" if required or default in (None, "") else f" (default {_show(default)})"
-            kwargs["help"] = (f.metadata.get("help") or "") + shown
+            text = (helps or {}).get(f.name) or f.metadata.get("help") or ""
+            kwargs["help"] = text + shown
             if kind is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
             else:
@@ -224,6 +230,8 @@ class StageResult:
 
     STAGE: ClassVar[str] = "stage"
     RECORD: ClassVar[str] = "result.json"
+    #: the key of ``RECORD`` that holds the stage's config (what ``get_or_build`` compares)
+    CONFIG_KEY: ClassVar[str] = "config"
 
     environment: dict[str, str] = dataclasses.field(default_factory=environment_info)
 
@@ -315,6 +323,9 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
 
     def get(self, name: str) -> Any:
         if name not in self._entries:

@@ -14,7 +14,6 @@ import torch  # noqa: E402
 from kgwb.cli import main  # noqa: E402
 from kgwb.data.schema import Dataset  # noqa: E402
 from kgwb.errors import UnknownNameError  # noqa: E402
-from kgwb.train import cli as train_cli  # noqa: E402
 from kgwb.train.data import (  # noqa: E402
     EmptySplitError,
     SplitWarning,
@@ -139,8 +138,22 @@ def test_unknown_model_lists_the_valid_names(data):
         train_recommender(dataset=data, model="pop+text", **FAST)
 
 
-def test_cli_lists_exactly_the_registered_models():
-    assert list(train_cli.MODEL_NAMES) == model_names()
+def test_cli_lists_exactly_the_registered_models(capsys):
+    from kgwb.train.registry import RECOMMENDERS, TEXT_SUFFIX
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    listed = capsys.readouterr().out.split("Models:")[1].split(".")[0]
+    assert [n.strip() for n in listed.split(",")] == model_names() == RECOMMENDERS.names()
+    # a `+text` entry is its base's class, and exists exactly for the classes that take text
+    for name in RECOMMENDERS.names():
+        if name.endswith(TEXT_SUFFIX):
+            continue
+        cls = RECOMMENDERS.get(name)
+        takes_text = cls.trainable and not getattr(cls, "uses_item_text", False)
+        assert (name + TEXT_SUFFIX in RECOMMENDERS) == takes_text, name
+        if takes_text:
+            assert RECOMMENDERS.get(name + TEXT_SUFFIX) is cls
 
 
 @pytest.mark.parametrize("model", ["lightgcn", "kgat"])

@@ -3,10 +3,15 @@
 Nothing heavy is imported here: the public names below load their module (and torch) on first
 use, so ``import kgwb.train`` and ``kgwb --help`` stay fast.
 
-- :func:`train_recommender` / :class:`RecommenderResult` — the recommender stage's entry point
-  (:mod:`kgwb.train.recommend`); :func:`load_recommender` reopens a finished run's best model;
-- :data:`MODELS`, :func:`model_names`, :func:`build_model` — models by name
-  (:mod:`kgwb.train.models`: ``pop``, ``bprmf``, ``lightgcn``, ``kgat`` and ``<name>+text``);
+- :func:`train_recommender` (:class:`RecommenderConfig` in) / :class:`RecommenderResult` — the
+  recommender stage's entry point (:mod:`kgwb.train.recommend`; the epoch loop is a
+  :class:`Trainer` with callbacks, :mod:`kgwb.train.trainer`); :func:`load_recommender` reopens
+  a finished run's best model;
+- :data:`RECOMMENDERS` (= :data:`MODELS`), :func:`model_names`, :func:`build_model` — models by
+  name (:mod:`kgwb.train.registry`: ``pop``, ``bprmf``, ``lightgcn``, ``kgat``, ... and
+  ``<name>+text``);
+- :func:`~kgwb.train.kge.train_kge` (:class:`KGEConfig` in) — KG embeddings with any PyKEEN
+  model (:mod:`kgwb.train.kge`);
 - :func:`prepare_interactions`, :func:`build_collab_kg` — indices, splits and the collaborative
   KG (:mod:`kgwb.train.data`);
 - :func:`compare_cold_start`, :func:`warm_cold_figure` — warm vs cold accuracy under the
@@ -23,6 +28,13 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
+    "RecommenderConfig": "kgwb.train.config",
+    "KGEConfig": "kgwb.train.config",
+    "RECOMMENDERS": "kgwb.train.registry",
+    "Trainer": "kgwb.train.trainer",
+    "Callback": "kgwb.train.trainer",
+    "train_kge": "kgwb.train.kge",
+    "KGEResult": "kgwb.train.kge",
     "RecommenderResult": "kgwb.train.recommend",
     "train_recommender": "kgwb.train.recommend",
     "load_recommender": "kgwb.train.recommend",

@@ -166,10 +166,42 @@ def prepare_interactions(
 
     users = pd.Index(user_ids).get_indexer(inter["user_id"].astype("string").astype(object))
     items = pd.Index(item_ids).get_indexer(inter["item_id"].astype("string").astype(object))
-    pairs: dict[str, np.ndarray] = {}
-    seen_keys = np.empty(0, dtype=np.int64)
     stats: dict[str, Any] = {"split_source": split_source}
     n_items = len(item_ids)
+    pairs = _split_pairs(users, items, labels, n_items, stats)
+
+    if len(pairs["train"]) == 0:
+        raise EmptySplitError(
+            f"dataset {dataset.name!r} has an empty train split "
+            f"({stats['valid_interactions']} valid, {stats['test_interactions']} test "
+            f"interactions; split from {split_source})",
+            column="split",
+            expected="at least one interaction labelled 'train'",
+        )
+
+    messages = _coverage(pairs, len(user_ids), n_items, stats)
+    if warn:
+        for message in messages:
+            warnings.warn(f"dataset {dataset.name!r}: {message}", SplitWarning, stacklevel=3)
+    cold = np.sort(pd.Index(item_ids).get_indexer(cold_ids)).astype(np.int64)
+    stats["cold_items"] = len(cold)
+    return InteractionData(
+        user_ids=user_ids,
+        item_ids=item_ids,
+        train=pairs["train"],
+        valid=pairs["valid"],
+        test=pairs["test"],
+        split_source=split_source,
+        stats=stats,
+        cold_items=cold,
+    )
+
+
+def _split_pairs(users, items, labels, n_items: int, stats: dict[str, Any]) -> dict:
+    """``{split: (n, 2) user/item index pairs}``: deduplicated, and without the pairs an
+    earlier split holds (train, then valid, then test); the counts go into ``stats``."""
+    pairs: dict[str, np.ndarray] = {}
+    seen_keys = np.empty(0, dtype=np.int64)
     for name in SPLIT_NAMES:
         sel = (labels == name).fillna(False).to_numpy()
         keys = np.unique(users[sel].astype(np.int64) * n_items + items[sel])
@@ -182,17 +214,13 @@ def prepare_interactions(
         pairs[name] = np.stack([keys // n_items, keys % n_items], axis=1).astype(np.int64)
         stats[f"{name}_interactions"] = len(keys)
     stats["unlabelled_interactions_ignored"] = int((~labels.isin(SPLIT_NAMES).fillna(False)).sum())
+    return pairs
 
-    if len(pairs["train"]) == 0:
-        raise EmptySplitError(
-            f"dataset {dataset.name!r} has an empty train split "
-            f"({stats['valid_interactions']} valid, {stats['test_interactions']} test "
-            f"interactions; split from {split_source})",
-            column="split",
-            expected="at least one interaction labelled 'train'",
-        )
 
-    train_users = np.zeros(len(user_ids), dtype=bool)
+def _coverage(pairs: dict, n_users: int, n_items: int, stats: dict[str, Any]) -> list[str]:
+    """Count (into ``stats``) the valid/test users without train items and the items unseen
+    in train; the warnings to give about them."""
+    train_users = np.zeros(n_users, dtype=bool)
     train_users[pairs["train"][:, 0]] = True
     train_items = np.zeros(n_items, dtype=bool)
     train_items[pairs["train"][:, 1]] = True
@@ -215,24 +243,10 @@ def prepare_interactions(
                 f"{stats[f'{name}_items_unseen_in_train']} item(s) unseen in training "
                 "(kept: they are ranked like any other item)"
             )
-    stats["users"] = len(user_ids)
+    stats["users"] = n_users
     stats["items"] = n_items
     stats["items_in_train"] = int(train_items.sum())
-    if warn:
-        for message in messages:
-            warnings.warn(f"dataset {dataset.name!r}: {message}", SplitWarning, stacklevel=3)
-    cold = np.sort(pd.Index(item_ids).get_indexer(cold_ids)).astype(np.int64)
-    stats["cold_items"] = len(cold)
-    return InteractionData(
-        user_ids=user_ids,
-        item_ids=item_ids,
-        train=pairs["train"],
-        valid=pairs["valid"],
-        test=pairs["test"],
-        split_source=split_source,
-        stats=stats,
-        cold_items=cold,
-    )
+    return messages
 
 
 def cold_item_split(
@@ -293,6 +307,23 @@ class CollabKG:
         return len(self.relations)
 
 
+def _drop_rare_entities(triples, entity_ids, n_items: int, min_triples: int):
+    """Drop the non-item entities in fewer than ``min_triples`` triples (and those triples);
+    ``(triples, entity_ids, n_dropped)`` with the entities renumbered."""
+    n_ent = len(entity_ids)
+    count = np.bincount(triples[:, [0, 2]].ravel(), minlength=n_ent)
+    rare = count < min_triples
+    rare[:n_items] = False
+    drop = rare[triples[:, 0]] | rare[triples[:, 2]]
+    triples = triples[~drop]
+    used = np.zeros(n_ent, dtype=bool)
+    used[:n_items] = True
+    used[triples[:, [0, 2]].ravel()] = True
+    new_index = np.cumsum(used) - 1
+    triples = np.stack([new_index[triples[:, 0]], triples[:, 1], new_index[triples[:, 2]]], 1)
+    return triples, entity_ids[used], int((~used).sum())
+
+
 def build_collab_kg(
     data: InteractionData,
     dataset: Dataset | None = None,
@@ -341,18 +372,9 @@ def build_collab_kg(
     triples = triples.astype(np.int64).reshape(-1, 3)
     n_dropped = 0
     if min_entity_triples > 1 and len(triples):
-        count = np.bincount(triples[:, [0, 2]].ravel(), minlength=n_ent)
-        rare = count < min_entity_triples
-        rare[: data.n_items] = False
-        drop = rare[triples[:, 0]] | rare[triples[:, 2]]
-        triples = triples[~drop]
-        used = np.zeros(n_ent, dtype=bool)
-        used[: data.n_items] = True
-        used[triples[:, [0, 2]].ravel()] = True
-        n_dropped = int((~used).sum())
-        new_index = np.cumsum(used) - 1
-        triples = np.stack([new_index[triples[:, 0]], triples[:, 1], new_index[triples[:, 2]]], 1)
-        entity_ids = entity_ids[used]
+        triples, entity_ids, n_dropped = _drop_rare_entities(
+            triples, entity_ids, data.n_items, min_entity_triples
+        )
     item_linked = np.zeros(data.n_items, dtype=bool)
     for col in (0, 2):
         ends = triples[:, col]

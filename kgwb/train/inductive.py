@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from kgwb.train.data import CollabKG, InteractionData
-from kgwb.train.models import MODELS, LightGCN, _csr, sparse_matmul
+from kgwb.train.models import LightGCN, _csr, sparse_matmul
 
 
 def item_neighbourhood(kg: CollabKG) -> np.ndarray:
@@ -183,4 +183,3 @@ class KGInductive(LightGCN):
         return nodes[: self.n_users][users], items[pos], items[neg]
 
 
-MODELS[KGInductive.name] = KGInductive

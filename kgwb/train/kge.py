@@ -26,7 +26,9 @@ PyKEEN and torch are imported inside functions, so importing kgwb stays light.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
+import json
 import logging
 import os
 import tempfile
@@ -34,25 +36,22 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
 from kgwb.device import resolve_device
-from kgwb.errors import DataError, KgwbError, UnknownNameError
-from kgwb.runinfo import environment_info
+from kgwb.errors import DataError
+from kgwb.stage import Registry, StageResult
+from kgwb.train.config import KGE_TESTED, KGEConfig, KGEConfigError  # noqa: F401
 
 if TYPE_CHECKING:  # pragma: no cover
     from pykeen.pipeline import PipelineResult
     from pykeen.triples import CoreTriplesFactory
 
-#: kgwb model name -> PyKEEN model class name
-MODELS: dict[str, str] = {
-    "transe": "TransE",
-    "distmult": "DistMult",
-    "complex": "ComplEx",
-    "rotate": "RotatE",
-}
+#: the models kgwb's tests and benchmarks cover -> PyKEEN class name (every model of PyKEEN's
+#: resolver trains: :func:`kge_models`)
+MODELS: dict[str, str] = KGE_TESTED
 
 #: benchmark graphs shipped inside the pykeen wheel (they load offline) -> PyKEEN dataset name
 BUNDLED_DATASETS: dict[str, str] = {"nations": "Nations", "umls": "UMLS", "kinships": "Kinships"}
@@ -79,10 +78,6 @@ EARLY_STOPPING: dict[str, Any] = {
 TRIPLE_COLUMNS = ("head", "relation", "tail")
 
 
-class KGEConfigError(KgwbError, ValueError):
-    """A training setting out of range (the message names it and what it must be)."""
-
-
 # --------------------------------------------------------------------------------------------
 # result
 
@@ -102,30 +97,54 @@ def _quiet_pykeen():
             lg.setLevel(level)
 
 
-@dataclass
-class KGEResult:
-    """Outcome of :func:`train_kge`: metrics, the configuration and PyKEEN's pipeline result."""
+@dataclass(kw_only=True)
+class KGEResult(StageResult):
+    """Outcome of :func:`train_kge`: metrics, the run's description (``config``), the
+    :class:`~kgwb.train.config.KGEConfig` asked for (``stage_config``) and PyKEEN's pipeline
+    result (None for a result reopened with :meth:`load`, which reads the saved files)."""
 
-    metrics: dict[str, Any]
+    STAGE: ClassVar[str] = "kge"
+    RECORD: ClassVar[str] = "config.json"
+    CONFIG_KEY: ClassVar[str] = "stage_config"
+
+    metrics: dict[str, Any] = None  # type: ignore[assignment]  (a field, not the base property)
     config: dict[str, Any]
-    pipeline_result: PipelineResult = field(repr=False)
-    versions: dict[str, str] = field(default_factory=environment_info)
+    pipeline_result: PipelineResult | None = field(default=None, repr=False)
+    stage_config: KGEConfig | None = None
     out_dir: Path | None = None
 
     @property
+    def versions(self) -> dict[str, str]:
+        return self.environment
+
+    @property
     def model(self) -> Any:
-        """The trained PyKEEN model."""
-        return self.pipeline_result.model
+        """The trained PyKEEN model (a reopened run unpickles PyKEEN's ``trained_model.pkl``,
+        which this run wrote: load only folders you trust)."""
+        if self.pipeline_result is not None:
+            return self.pipeline_result.model
+        import torch
+
+        return torch.load(self._saved("pykeen/trained_model.pkl"), weights_only=False)
 
     @property
     def training(self) -> CoreTriplesFactory:
         """The training triples factory (entity and relation labels <-> ids)."""
+        if self.pipeline_result is None:
+            raise KGEConfigError("a reopened KGE run has no triples factory; train it again")
         return self.pipeline_result.training
 
     @property
     def losses(self) -> list[float]:
         """Mean training loss per epoch."""
+        if self.pipeline_result is None:
+            return [float(x) for x in json.loads(self._saved("losses.json").read_text())]
         return [float(x) for x in self.pipeline_result.losses]
+
+    def _saved(self, name: str) -> Path:
+        if self.out_dir is None or not (self.out_dir / name).is_file():
+            raise FileNotFoundError(f"{self.out_dir}: no saved {name}")
+        return self.out_dir / name
 
     def entity_embeddings(self) -> pd.DataFrame:
         """One row per entity (index: entity label), columns ``dim_0``, ``dim_1``, ...
@@ -133,6 +152,8 @@ class KGEResult:
         Complex-valued embeddings (ComplEx, RotatE) give the real parts then the imaginary parts,
         so they have twice the configured dimension.
         """
+        if self.pipeline_result is None:
+            return pd.read_parquet(self._saved("entity_embeddings.parquet"))
         return _embedding_frame(
             self.model.entity_representations[0], self.training.entity_id_to_label, "entity"
         )
@@ -143,39 +164,55 @@ class KGEResult:
             self.model.relation_representations[0], self.training.relation_id_to_label, "relation"
         )
 
-    def save(
-        self, out_dir: str | os.PathLike[str] | None = None, *, overwrite: bool = True
-    ) -> Path:
+    def record(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "seed": self.config["seed"],
+            "versions": self.versions,
+            "stage": self.STAGE,
+            **({} if self.stage_config is None else {"stage_config": self.stage_config.to_dict()}),
+        }
+
+    def save(self, out_dir: Any = None, *, overwrite: bool = True) -> Path:
         """Write ``config.json`` (config, seed, versions), ``losses.json``,
         ``entity_embeddings.parquet``, PyKEEN's own ``save_to_directory`` output under
         ``pykeen/`` and ``metrics.json`` (last); an earlier run in the folder is replaced as a
-        whole once the new one is complete.  Returns the folder."""
-        from kgwb.atomic import output_dir, write_with
+        whole once the new one is complete.  ``out_dir``: a folder or a
+        :class:`~kgwb.rundir.RunDir` (its ``kge/<model>`` folder).  Returns the folder."""
+        from kgwb.atomic import output_dir, write_json, write_with
 
-        target = Path(out_dir) if out_dir is not None else self.out_dir
+        target = out_dir if out_dir is not None else self.out_dir
         if target is None:
             raise KGEConfigError("no output folder given")
+        if hasattr(target, "folder_of"):  # a RunDir: its kge/<model> folder
+            target = target.folder_of(self.STAGE, self.stage_config)
+        target = Path(target)
         with output_dir(
             target, kind="KG embedding run", overwrite=overwrite, manifests=("metrics.json",)
         ) as work:
-            _write_json(
-                work / "config.json",
-                {"config": self.config, "seed": self.config["seed"], "versions": self.versions},
-            )
-            _write_json(work / "losses.json", self.losses)
+            write_json(work / self.RECORD, self.record())
+            write_json(work / "losses.json", self.losses)
             embeddings = self.entity_embeddings()
             write_with(work / "entity_embeddings.parquet", embeddings.to_parquet)
             with _quiet_pykeen():
                 self.pipeline_result.save_to_directory(work / "pykeen")
-            _write_json(work / "metrics.json", self.metrics)
+            write_json(work / "metrics.json", self.metrics)
         self.out_dir = target
         return target
 
-
-def _write_json(path: Path, obj: Any) -> None:
-    from kgwb.atomic import write_json
-
-    write_json(path, obj)
+    @classmethod
+    def load(cls, run: Any) -> KGEResult:
+        """A saved run (its metrics, config, losses and embeddings; the model on demand)."""
+        folder = Path(run)  # RunDir.get_or_build passes the stage's folder
+        record = cls.read_record(folder)
+        stage_config = record.get(cls.CONFIG_KEY)
+        return cls(
+            metrics=json.loads((folder / "metrics.json").read_text()),
+            config=record["config"],
+            stage_config=None if stage_config is None else KGEConfig.from_dict(stage_config),
+            environment=record.get("versions", {}),
+            out_dir=folder,
+        )
 
 
 def _embedding_frame(representation: Any, id_to_label: dict[int, str], kind: str) -> pd.DataFrame:
@@ -354,64 +391,90 @@ def reverse_in_train(train: CoreTriplesFactory, part: CoreTriplesFactory) -> Any
 # entry point
 
 
+@functools.cache
+def kge_models() -> Registry:
+    """Every model of PyKEEN's resolver (``pykeen.models.model_resolver``) by its normalised
+    name (``transe``, ``rotate``, ``nodepiece``, ...) -> class; :data:`MODELS` are the ones
+    kgwb's tests and benchmarks cover."""
+    from pykeen.models import model_resolver
+
+    return Registry("model", dict(model_resolver.lookup_dict))
+
+
 def train_kge(
+    config: KGEConfig | None = None,
     *,
     triples: Any,
-    model: str = "transe",
-    dim: int = 64,
-    epochs: int = 100,
-    lr: float = 0.01,
-    batch_size: int = 256,
-    negatives: int = 4,
-    seed: int = 0,
-    device: str = "auto",
     out_dir: str | os.PathLike[str] | None = None,
-    validation: float = 0.1,
-    test: float = 0.1,
-    early_stopping: bool = True,
-    sources: tuple[str, ...] | None = None,
-    drop_reverse_leaks: bool = False,
     progress: bool | None = None,
+    **params: Any,
 ) -> KGEResult:
     """Train a KG embedding model with PyKEEN and evaluate it on held-out triples.
 
-    ``model`` is one of :data:`MODELS`; ``dim`` the embedding dimension (complex dimensions for
+    ``config`` (:class:`~kgwb.train.config.KGEConfig`; the keyword form
+    ``train_kge(triples=..., model="rotate", epochs=50)`` builds it from ``params``): ``model``
+    is any model of PyKEEN's resolver (:func:`kge_models`; :data:`MODELS` are the tested ones)
+    with extra ``model_kwargs``; ``dim`` the embedding dimension (complex dimensions for
     ComplEx/RotatE); ``negatives`` the negatives sampled per positive (sLCWA); ``sources``
     restricts a KnowledgeGraph to edges of those sources.  ``validation``/``test`` are the split
     fractions (ignored for bundled datasets).  ``early_stopping`` watches validation MRR
     (:data:`EARLY_STOPPING`) and needs ``validation > 0``.  Metrics are PyKEEN's filtered
     rank-based ones on the test split: MRR and Hits@k over head and tail prediction, realistic
-    ranks, filtering known train/valid/test triples.  The metrics also count the test triples whose
-    reverse pair is in train (``test_reverse_in_train``, see :func:`reverse_in_train`);
+    ranks, filtering known train/valid/test triples.  The metrics also count the test triples
+    whose reverse pair is in train (``test_reverse_in_train``, see :func:`reverse_in_train`);
     ``drop_reverse_leaks`` removes those from the test and validation splits before training, as
     FB15k-237 did for FB15k.  ``progress`` shows tqdm bars (default: unless ``TQDM_DISABLE`` is
     set).  With ``out_dir`` the result is saved there.
     """
-    key = str(model).lower()
-    if key not in MODELS:
-        raise UnknownNameError("model", model, list(MODELS))
-    for name, value in (
-        ("dim", dim),
-        ("epochs", epochs),
-        ("batch_size", batch_size),
-        ("negatives", negatives),
-    ):
-        if int(value) < 1:
-            raise KGEConfigError(f"{name} must be at least 1, not {value}")
-    if not 0 <= validation < 1 or not 0 < test < 1 or validation + test >= 1:
-        raise KGEConfigError(
-            "split fractions need 0 <= validation, 0 < test and validation + test < 1 "
-            f"(got validation={validation}, test={test})"
-        )
-    resolved = resolve_device(device)
+    if config is None:
+        config = KGEConfig(**params)
+    elif params:
+        config = config.replace(**params)
+    resolved = resolve_device(config.device)
     if progress is None:
         progress = os.environ.get("TQDM_DISABLE", "").lower() not in ("1", "true", "yes")
+    splits = _splits(config, triples)
+    use_stopper = bool(config.early_stopping) and splits.valid is not None
+    # evaluation scores a batch of queries against every entity, and translational models build
+    # a (batch, entities, dim) tensor on the way: keep that near 2**26 floats (256 MB)
+    n = splits.train.num_entities
+    eval_batch = int(max(1, min(1024, 2**26 // max(n * 2 * int(config.dim), 1))))
+    description = _description(config, splits, resolved, use_stopper)
+    kwargs = _pipeline_kwargs(config, splits, resolved, progress, eval_batch)
+    result, wall_seconds = _run_pipeline(kwargs, use_stopper, eval_batch)
+    metrics = _metrics(config, result, splits, resolved, use_stopper)
+    metrics["wall_seconds"] = round(wall_seconds, 3)
+    out = KGEResult(
+        metrics=metrics, config=description, pipeline_result=result, stage_config=config
+    )
+    if out_dir is not None:
+        out.save(out_dir)
+    return out
 
-    frame, bundled, description = load_triples(triples, sources=sources)
 
-    import torch
-    from pykeen.pipeline import pipeline
+@dataclass
+class _Splits:
+    """The train/validation/test factories of a run and how they were made."""
 
+    train: Any
+    valid: Any
+    test: Any
+    split: str
+    description: str
+    bundled: str | None
+    leaks: dict[str, Any]
+    dropped: list[Any]  # still true triples: kept in the evaluation's filter
+
+    @property
+    def num_triples(self) -> int:
+        valid = self.valid.num_triples if self.valid is not None else 0
+        return int(self.train.num_triples + valid + self.test.num_triples)
+
+
+def _splits(config: KGEConfig, triples: Any) -> _Splits:
+    """Load ``triples``, split them (or take a bundled dataset's split) and, with
+    ``drop_reverse_leaks``, drop the held-out triples whose reverse pair is in train."""
+    frame, bundled, description = load_triples(triples, sources=config.sources)
     if bundled is not None:
         from pykeen.datasets import get_dataset
 
@@ -420,71 +483,95 @@ def train_kge(
         split = f"pykeen:{bundled}"
     else:
         assert frame is not None
+        validation, test = config.validation, config.test
         train_tf, valid_tf, test_tf = _split_factories(
-            frame, validation=validation, test=test, seed=seed
+            frame, validation=validation, test=test, seed=config.seed
         )
-        split = f"random {1 - validation - test:g}/{validation:g}/{test:g} seed {seed}"
-
+        split = f"random {1 - validation - test:g}/{validation:g}/{test:g} seed {config.seed}"
     leaks = reverse_in_train(train_tf, test_tf)
-    leak_counts = {"test_reverse_in_train": int(leaks.sum()), "test_before_drop": None}
-    dropped = []  # still true triples: kept in the evaluation's filter
-    if drop_reverse_leaks:
-        leak_counts["test_before_drop"] = int(test_tf.num_triples)
-        if bool(leaks.all()):
-            raise DataError(
-                f"every one of the {test_tf.num_triples} test triples has its reverse in train",
-                expected="a graph with some non-mirrored test triples, or drop_reverse_leaks=False",
+    out = _Splits(train_tf, valid_tf, test_tf, split, description, bundled, {}, [])
+    out.leaks = {"test_reverse_in_train": int(leaks.sum()), "test_before_drop": None}
+    if config.drop_reverse_leaks:
+        _drop_reverse_leaks(out, leaks)
+    return out
+
+
+def _drop_reverse_leaks(splits: _Splits, leaks: Any) -> None:
+    test_tf, valid_tf = splits.test, splits.valid
+    splits.leaks["test_before_drop"] = int(test_tf.num_triples)
+    if bool(leaks.all()):
+        raise DataError(
+            f"every one of the {test_tf.num_triples} test triples has its reverse in train",
+            expected="a graph with some non-mirrored test triples, or drop_reverse_leaks=False",
+        )
+    splits.dropped.append(test_tf.mapped_triples[leaks])
+    splits.test = test_tf.clone_and_exchange_triples(test_tf.mapped_triples[~leaks])
+    if valid_tf is not None:
+        valid_leaks = reverse_in_train(splits.train, valid_tf)
+        if not bool(valid_leaks.all()):
+            splits.dropped.append(valid_tf.mapped_triples[valid_leaks])
+            splits.valid = valid_tf.clone_and_exchange_triples(
+                valid_tf.mapped_triples[~valid_leaks]
             )
-        dropped.append(test_tf.mapped_triples[leaks])
-        test_tf = test_tf.clone_and_exchange_triples(test_tf.mapped_triples[~leaks])
-        if valid_tf is not None:
-            valid_leaks = reverse_in_train(train_tf, valid_tf)
-            if not bool(valid_leaks.all()):
-                dropped.append(valid_tf.mapped_triples[valid_leaks])
-                valid_tf = valid_tf.clone_and_exchange_triples(
-                    valid_tf.mapped_triples[~valid_leaks]
-                )
 
-    use_stopper = bool(early_stopping) and valid_tf is not None
-    num_entities = train_tf.num_entities
-    # evaluation scores a batch of queries against every entity, and translational models build
-    # a (batch, entities, dim) tensor on the way: keep that near 2**26 floats (256 MB)
-    eval_batch = int(max(1, min(1024, 2**26 // max(num_entities * 2 * int(dim), 1))))
 
-    config: dict[str, Any] = {
-        "triples": description,
-        "sources": list(sources) if sources is not None else None,
-        "model": key,
-        "dim": int(dim),
-        "epochs": int(epochs),
-        "lr": float(lr),
-        "batch_size": int(batch_size),
-        "negatives": int(negatives),
-        "seed": int(seed),
-        "device": device,
+def _description(config: KGEConfig, splits: _Splits, resolved: str, use_stopper: bool) -> dict:
+    """The run as trained (``config.json``'s ``config``)."""
+    bundled = splits.bundled
+    return {
+        "triples": splits.description,
+        "sources": list(config.sources) if config.sources is not None else None,
+        "model": config.key,
+        **({"model_kwargs": config.model_kwargs} if config.model_kwargs else {}),
+        "dim": int(config.dim),
+        "epochs": int(config.epochs),
+        "lr": float(config.lr),
+        "batch_size": int(config.batch_size),
+        "negatives": int(config.negatives),
+        "seed": int(config.seed),
+        "device": config.device,
         "resolved_device": resolved,
-        "split": split,
-        "validation": validation if bundled is None else None,
-        "test": test if bundled is None else None,
+        "split": splits.split,
+        "validation": config.validation if bundled is None else None,
+        "test": config.test if bundled is None else None,
         "early_stopping": {**EARLY_STOPPING} if use_stopper else False,
         "evaluation": "pykeen rank-based, filtered (train+valid+test), both sides, realistic",
-        "drop_reverse_leaks": bool(drop_reverse_leaks),
+        "drop_reverse_leaks": bool(config.drop_reverse_leaks),
     }
 
-    pipeline_kwargs: dict[str, Any] = {
-        "training": train_tf,
-        "validation": valid_tf,
-        "testing": test_tf,
-        "model": MODELS[key],
-        "model_kwargs": {"embedding_dim": int(dim)},
+
+def _model_kwargs(config: KGEConfig) -> dict[str, Any]:
+    """``embedding_dim`` (for the models that take one) and the config's ``model_kwargs``."""
+    import inspect
+
+    cls = MODELS.get(config.key) or kge_models().get(config.key)
+    if not isinstance(cls, str):
+        params = inspect.signature(cls.__init__).parameters
+        if "embedding_dim" not in params and not any(
+            p.kind is p.VAR_KEYWORD for p in params.values()
+        ):
+            return dict(config.model_kwargs)
+    return {"embedding_dim": int(config.dim), **config.model_kwargs}
+
+
+def _pipeline_kwargs(config: KGEConfig, splits: _Splits, resolved: str, progress, eval_batch):
+    """The arguments of :func:`pykeen.pipeline.pipeline` (sLCWA, Adam, filtered evaluation)."""
+    import torch
+
+    return {
+        "training": splits.train,
+        "validation": splits.valid,
+        "testing": splits.test,
+        "model": MODELS.get(config.key, config.key),
+        "model_kwargs": _model_kwargs(config),
         "optimizer": "adam",
-        "optimizer_kwargs": {"lr": float(lr)},
+        "optimizer_kwargs": {"lr": float(config.lr)},
         "training_loop": "slcwa",
         "negative_sampler": "basic",
-        "negative_sampler_kwargs": {"num_negs_per_pos": int(negatives)},
-        "epochs": int(epochs),
+        "negative_sampler_kwargs": {"num_negs_per_pos": int(config.negatives)},
+        "epochs": int(config.epochs),
         "training_kwargs": {
-            "batch_size": int(batch_size),
+            "batch_size": int(config.batch_size),
             "use_tqdm": progress,
             "pin_memory": resolved != "cpu",
         },
@@ -493,19 +580,25 @@ def train_kge(
         "evaluation_kwargs": {
             "batch_size": eval_batch,
             "use_tqdm": progress,
-            **({"additional_filter_triples": dropped} if dropped else {}),
+            **({"additional_filter_triples": splits.dropped} if splits.dropped else {}),
         },
-        "random_seed": int(seed),
+        "random_seed": int(config.seed),
         "device": torch.device(resolved),
         "use_tqdm": progress,
     }
+
+
+def _run_pipeline(kwargs: dict[str, Any], use_stopper: bool, eval_batch: int):
+    """PyKEEN's pipeline, quiet, its checkpoints in a scratch folder; ``(result, seconds)``."""
+    from pykeen.pipeline import pipeline
+
     with tempfile.TemporaryDirectory(prefix="kgwb-kge-") as scratch, warnings.catch_warnings():
         # PyKEEN's loaders ask for pinned memory even where there is no accelerator
         warnings.filterwarnings("ignore", message=".*'pin_memory' argument is set as true")
         warnings.filterwarnings("ignore", message="Training instances are always shuffled")
         if use_stopper:
-            pipeline_kwargs["stopper"] = "early"
-            pipeline_kwargs["stopper_kwargs"] = {
+            kwargs["stopper"] = "early"
+            kwargs["stopper_kwargs"] = {
                 **EARLY_STOPPING,
                 "evaluation_batch_size": eval_batch,
                 # keep PyKEEN's best-weights checkpoint out of ~/.data/pykeen
@@ -519,39 +612,42 @@ def train_kge(
         # and memory-utilisation notes) are noise in notebooks and logs: only errors pass.
         try:
             with _quiet_pykeen():
-                result = pipeline(**pipeline_kwargs)
+                result = pipeline(**kwargs)
         finally:
             wall_seconds = time.perf_counter() - started
             gc.unfreeze()
+    return result, wall_seconds
 
+
+def _metrics(config: KGEConfig, result, splits: _Splits, resolved: str, use_stopper: bool):
     metrics: dict[str, Any] = {k: float(result.get_metric(v)) for k, v in METRICS.items()}
     stopper = result.stopper
     metrics.update(
         {
             "train_seconds": round(float(result.train_seconds), 3),
             "evaluate_seconds": round(float(result.evaluate_seconds), 3),
-            "wall_seconds": round(wall_seconds, 3),
+            "wall_seconds": None,
             "epochs": len(result.losses),
             "stopped_early": bool(getattr(stopper, "stopped", False)),
             "best_epoch": getattr(stopper, "best_epoch", None) if use_stopper else None,
             "final_loss": float(result.losses[-1]) if result.losses else None,
-            "model": key,
-            "seed": int(seed),
+            "model": config.key,
+            "seed": int(config.seed),
             "device": resolved,
-            "num_entities": int(num_entities),
-            "num_relations": int(train_tf.num_relations),
-            "num_triples": int(
-                train_tf.num_triples
-                + (valid_tf.num_triples if valid_tf is not None else 0)
-                + test_tf.num_triples
-            ),
-            "num_train": int(train_tf.num_triples),
-            "num_valid": int(valid_tf.num_triples) if valid_tf is not None else 0,
-            "num_test": int(test_tf.num_triples),
-            **leak_counts,
+            "num_entities": int(splits.train.num_entities),
+            "num_relations": int(splits.train.num_relations),
+            "num_triples": splits.num_triples,
+            "num_train": int(splits.train.num_triples),
+            "num_valid": int(splits.valid.num_triples) if splits.valid is not None else 0,
+            "num_test": int(splits.test.num_triples),
+            **splits.leaks,
         }
     )
-    out = KGEResult(metrics=metrics, config=config, pipeline_result=result)
-    if out_dir is not None:
-        out.save(out_dir)
-    return out
+    return metrics
+
+
+def build_stage(config: KGEConfig, run: Any) -> KGEResult:
+    """The ``kge`` stage of a :class:`~kgwb.rundir.RunDir`: embeds the run's built KG
+    (``run.kg``), or else the triples of its saved dataset (``run.dataset``)."""
+    triples = run.kg if (run.kg / "kg.json").is_file() else run.dataset
+    return train_kge(config, triples=triples)

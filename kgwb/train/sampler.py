@@ -42,17 +42,10 @@ from typing import Protocol
 import torch
 from torch.nn import functional as F
 
-from kgwb.errors import KgwbError
+from kgwb.errors import KgwbError  # noqa: F401
 
-#: sampler name -> what it does (``kgwb train --sampler``)
-SAMPLERS = {
-    "full": "every step propagates over the whole graph (default)",
-    "neighbors": "every step propagates over the batch's sampled L-hop neighbourhood",
-}
-
-
-class SamplerError(KgwbError, ValueError):
-    """A sampler setting that cannot work (unknown name, bad fan-out, unsupported model)."""
+# the names and fan-out parsing live with the config (no torch): kgwb train --help stays fast
+from kgwb.train.config import SAMPLERS, SamplerError, parse_fanouts  # noqa: F401
 
 
 class SampledModel(Protocol):
@@ -66,27 +59,6 @@ class SampledModel(Protocol):
     def sampled_layer(
         self, layer: int, x: torch.Tensor, graphs: dict[str, torch.Tensor]
     ) -> torch.Tensor: ...
-
-
-def parse_fanouts(text: str | list[int] | tuple[int, ...], layers: int) -> tuple[int, ...]:
-    """``"15,10"`` → ``(15, 10)``; one positive fan-out per propagation layer."""
-    if isinstance(text, str):
-        try:
-            values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
-        except ValueError:
-            raise SamplerError(
-                f"fan-out {text!r}: expected comma-separated positive integers, e.g. 15,10"
-            ) from None
-    else:
-        values = tuple(int(v) for v in text)
-    if len(values) == 1 and layers > 1:
-        values = values * layers
-    if len(values) != layers or any(v <= 0 for v in values):
-        raise SamplerError(
-            f"fan-out {','.join(map(str, values))}: expected {layers} positive integers "
-            f"(one per propagation layer; the model has {layers})"
-        )
-    return values
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from kgwb.train.data import InteractionData
-from kgwb.train.models import MODELS, Recommender
+from kgwb.train.models import Recommender
 
 if TYPE_CHECKING:  # pragma: no cover
     from kgwb.data.schema import Dataset
@@ -301,4 +301,3 @@ class TextTower(Recommender):
         return loss, reg * 0.5 * l2 / len(users)
 
 
-MODELS[TextTower.name] = TextTower
