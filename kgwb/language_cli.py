@@ -10,6 +10,8 @@ import argparse
 
 def register_check(kg_sub: argparse._SubParsersAction) -> None:
     """Add ``check`` to the ``kgwb kg`` actions."""
+    from kgwb.kg.check import CheckConfig
+
     c = kg_sub.add_parser(
         "check",
         help="catalog consistency: attribute values in item text vs the catalog",
@@ -19,11 +21,6 @@ def register_check(kg_sub: argparse._SubParsersAction) -> None:
         "Prints the summary as JSON; --out writes conflicts.csv, conflicts.json and check.json.",
     )
     c.add_argument("kg_dir", help="folder written by 'kgwb kg build'")
-    c.add_argument(
-        "--text-fields",
-        default="title,description",
-        help="comma-separated item text fields to read (default title,description)",
-    )
     c.add_argument(
         "--dataset",
         default=None,
@@ -35,13 +32,16 @@ def register_check(kg_sub: argparse._SubParsersAction) -> None:
         default=None,
         help="extractor folder (default: the one 'kgwb kg build' trained, DIR/extractor)",
     )
-    c.add_argument("--min-confidence", type=float, default=0.5, help="ignore weaker spans")
+    CheckConfig.add_arguments(c.add_argument_group("check"))
     c.add_argument("--limit", type=int, default=20, help="conflict rows to print (default 20)")
     c.add_argument("--out", default=None, help="folder for conflicts.csv/json and check.json")
     c.set_defaults(func=_check)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from kgwb.qa import QAConfig
+    from kgwb.text.describe import DescribeConfig
+
     a = sub.add_parser(
         "ask",
         help="answer a product question from the KG, with evidence",
@@ -52,8 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("kg_dir", help="folder written by 'kgwb kg build'")
     a.add_argument("question", help="the question (plain text)")
     a.add_argument("--item", default=None, help="item id the question is about")
-    a.add_argument("--k", type=int, default=3, help="candidate items to list (default 3)")
-    a.add_argument("--model", default=None, help="encoder for search and attribute matching")
+    QAConfig.add_arguments(a)
     a.set_defaults(func=_ask)
 
     d = sub.add_parser(
@@ -66,11 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     d.add_argument("kg_dir", help="folder written by 'kgwb kg build' (or 'train', see above)")
     d.add_argument("item_id", nargs="+", help="item id(s); with 'train' first: the KG folder")
-    d.add_argument(
-        "--model",
-        default="template",
-        help="'template' (default) or a Hugging Face model name or folder",
-    )
+    DescribeConfig.add_arguments(d, skip=("drop_unsupported",))
     d.add_argument("--keep-unsupported", action="store_true", help="do not drop sentences")
     d.add_argument("--dataset", default=None, help="(train) data source with descriptions")
     d.add_argument("--epochs", type=int, default=3, help="(train) epochs (default 3)")
@@ -86,12 +81,11 @@ def _check(args: argparse.Namespace) -> int:
     from kgwb.cli import print_json
     from kgwb.kg.check import CheckConfig, run_check
 
-    fields = tuple(f.strip() for f in args.text_fields.split(",") if f.strip())
     result = run_check(
         args.kg_dir,
         dataset=args.dataset,
         extract_model=args.extract_model,
-        config=CheckConfig(text_fields=fields, min_confidence=args.min_confidence),
+        config=CheckConfig.from_args(args),
     )
     if args.out:
         result.save(args.out)
@@ -106,13 +100,8 @@ def _ask(args: argparse.Namespace) -> int:
     from kgwb.cli import print_json
     from kgwb.qa import QAConfig, ask
 
-    answer = ask(
-        args.kg_dir,
-        args.question,
-        item=args.item,
-        k=args.k,
-        config=QAConfig(k=args.k, model=args.model),
-    )
+    config = QAConfig.from_args(args)
+    answer = ask(args.kg_dir, args.question, item=args.item, k=config.k, config=config)
     print_json(answer.to_dict())
     return 0
 
@@ -146,7 +135,7 @@ def _describe(args: argparse.Namespace) -> int:
     result = describe_items(
         kg=kg_of(build),
         item_ids=args.item_id,
-        config=DescribeConfig(model=args.model, drop_unsupported=not args.keep_unsupported),
+        config=DescribeConfig.from_args(args, drop_unsupported=not args.keep_unsupported),
         matcher=ValueMatcher.from_build(build),
     )
     rows = result.descriptions.to_dict(orient="records")

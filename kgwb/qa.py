@@ -34,6 +34,7 @@ from kgwb.errors import KgwbError
 from kgwb.kg.catalog import normalise_value
 from kgwb.kg.facts import item_facts
 from kgwb.kg.model import KnowledgeGraph
+from kgwb.stage import StageConfig, option
 
 NOT_IN_KG = "not in the KG"
 #: common wordings of attributes, matched as words in a question
@@ -71,15 +72,17 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
-class QAConfig:
-    """Settings of the question answerer."""
+class QAConfig(StageConfig):
+    """Settings of the question answerer (the flags of ``kgwb ask``)."""
 
-    k: int = 3
+    k: int = option(3, "candidate items to list")
     #: below this encoder similarity the question matches no attribute: "not in the KG"
-    min_attribute_score: float = 0.6
+    min_attribute_score: float = option(
+        0.6, "below this similarity the question names no attribute: 'not in the KG'"
+    )
     #: extracted facts below this confidence are not used as answers
-    min_confidence: float = 0.5
-    model: str | None = None
+    min_confidence: float = option(0.5, "extracted facts below this confidence are no answer")
+    model: str | None = option(None, "encoder for search and attribute matching")
 
 
 @dataclass

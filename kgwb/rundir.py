@@ -163,6 +163,19 @@ class RunDir:
         except (FileNotFoundError, ValueError, AttributeError):
             return None
 
+    def _built_from_other_data(self, stage: str, config: Any = None) -> bool:
+        """Whether ``stage``'s saved output is stamped (:mod:`kgwb.runs`) with other data than
+        the run's data stage now holds."""
+        if stage == "data":
+            return False
+        from kgwb.runs import data_key, read_stamp
+
+        built_from = read_stamp(self.folder_of(stage, config))
+        data = self.saved_config("data") if "data" in STAGES else None
+        if built_from is None or data is None:
+            return False
+        return built_from != data_key(data.get("source"), data.get("format"), data.get("seed", 0))
+
     def _where(self, stage: str, config: Any) -> Any:
         """What a stage's result reads and writes: this run, or its folder when the stage has
         one folder per config."""
@@ -173,8 +186,15 @@ class RunDir:
         """The saved result of ``stage`` when it was built with ``config`` (same JSON), else
         the stage built now with ``config`` and saved into this run."""
         spec = STAGES.get(stage)
-        if not rebuild and self.saved_config(stage, config) == config.to_dict():
-            return spec.result_cls().load(self._where(stage, config))
+        if (
+            not rebuild
+            and self.saved_config(stage, config) == config.to_dict()
+            and not self._built_from_other_data(stage, config)
+        ):
+            try:
+                return spec.result_cls().load(self._where(stage, config))
+            except FileNotFoundError:
+                pass  # a record without its files: build again
         result = spec.build_fn()(config, self)
         if not spec.saves:
             result.save(self)
@@ -194,5 +214,32 @@ STAGES.register(
     "kge",
     StageSpec(
         build="kgwb.train.kge:build_stage", result="kgwb.train.kge:KGEResult", folder="kge_folder"
+    ),
+)
+# the stages of kgwb/ outside kgwb/train (lazy: nothing is imported until a stage is asked for)
+STAGES.register(
+    "data",
+    StageSpec(
+        build="kgwb.data.stage:build_data_stage",
+        result="kgwb.data.stage:DataStageResult",
+        folder="root",
+    ),
+)
+STAGES.register(
+    "kg",
+    StageSpec(
+        build="kgwb.kg.build:build_kg_stage",
+        result="kgwb.kg.build:KGBuildResult",
+        folder="kg_build",
+        saves=True,
+    ),
+)
+STAGES.register(
+    "extract",
+    StageSpec(
+        build="kgwb.text.extract:build_extractor_stage",
+        result="kgwb.text.extract:ExtractorTrainResult",
+        folder="extractor",
+        saves=True,
     ),
 )

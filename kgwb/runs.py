@@ -60,10 +60,12 @@ def display_path(path: str | Path) -> str:
 
 def stamp(folder: str | Path, key: dict[str, Any]) -> Path:
     """Record in ``folder`` the data its stage output was built from."""
+    from kgwb.atomic import write_json
+
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     out = target / STAMP_FILE
-    out.write_text(json.dumps({"data": key}, indent=2, sort_keys=True) + "\n")
+    write_json(out, {"data": key}, sort_keys=True)
     return out
 
 

@@ -38,7 +38,8 @@ R = TypeVar("R", bound="StageResult")
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", **metadata: Any) -> Any:  # noqa: A002
-    """A config field with its CLI help (and optional ``flag=``, ``choices=``, ``cli=False``).
+    """A config field with its CLI help (and optional ``flag=``, ``choices=``, ``metavar=``,
+    ``required=True`` for a flag the command needs although the field may be None, ``cli=False``).
 
     A mutable default (list, dict) is copied per instance."""
     meta = {"help": help, **metadata}
@@ -167,28 +168,37 @@ class StageConfig:
         **defaults: Any,
     ) -> None:
         """One ``--flag`` per field (``--batch-size`` for ``batch_size``; ``metadata['flag']``
-        renames it), typed from the annotation, with the field's default and help; ``defaults``
-        overrides a default and ``helps`` a help text for this command only."""
+        renames it, and a flag without dashes is a positional argument), typed from the
+        annotation, with the field's default and help; ``defaults`` overrides a default and
+        ``helps`` a help text for this command only."""
         hints = typing.get_type_hints(cls)
         for f in cls.cli_fields(skip):
             kind, _ = _base_types(hints[f.name])
             flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
             default = defaults.get(f.name, _field_default(f))
+            required = default is dataclasses.MISSING or bool(f.metadata.get("required"))
             kwargs: dict[str, Any] = {"dest": f.name, "default": default}
-            shown = (
-                "" if default in (None, dataclasses.MISSING, "") else f" (default {_show(default)})"
-            )
+            shown = "" if required or default in (None, "") else f" (default {_show(default)})"
             text = (helps or {}).get(f.name) or f.metadata.get("help") or ""
             kwargs["help"] = text + shown
             if kind is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
             else:
-                kwargs["metavar"] = f.metadata.get("metavar")
+                renamed = "flag" in f.metadata and flag.startswith("-")
+                kwargs["metavar"] = f.metadata.get("metavar") or (
+                    flag.lstrip("-").replace("-", "_").upper() if renamed else None
+                )
+                if kind in (int, float):  # typed in the namespace too (commands may read it)
+                    kwargs["type"] = kind
                 if "choices" in f.metadata:
                     kwargs["choices"] = f.metadata["choices"]
-                if default is dataclasses.MISSING:
+                if required:
                     kwargs["required"] = True
                     del kwargs["default"]
+            if not flag.startswith("-"):  # positional: argparse names it by its dest
+                kwargs.pop("required", None)
+                kwargs["metavar"] = kwargs.get("metavar") or (flag if flag != f.name else None)
+                flag = kwargs.pop("dest")
             parser.add_argument(flag, **{k: v for k, v in kwargs.items() if v is not None})
 
     @classmethod
@@ -323,7 +333,9 @@ class Registry:
         entry = self._entries[name]
         if isinstance(entry, str) and ":" in entry:
             module, attribute = entry.split(":", 1)
-            entry = getattr(importlib.import_module(module), attribute)
+            entry = importlib.import_module(module)
+            for part in attribute.split("."):  # "module:Class.method" too
+                entry = getattr(entry, part)
             self._entries[name] = entry
         return entry
 

@@ -10,19 +10,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kgwb.data.schema import SPLITS, Dataset, LoadReport, RejectedRow
-from kgwb.errors import ConfigError, DataError, UnknownNameError
+from kgwb.errors import ConfigError, DataError
+from kgwb.stage import Registry
 
 Errors = Literal["raise", "skip"]
 
-#: format name -> "module:function"; every function takes (source, *, errors, **options).
-FORMATS: dict[str, str] = {
-    "sample": "kgwb.data.sample:load_sample",
-    "kgat": "kgwb.data.loaders.kgat:load_kgat",
-    "recbole": "kgwb.data.loaders.recbole:load_recbole",
-    "attributes": "kgwb.data.loaders.attributes:load_attributes",
-    "table": "kgwb.data.loaders.table:load_tables",
-    "kgwb": "kgwb.data.schema:Dataset.load",
-}
+#: format name -> its loader, a lazy "module:function"; every loader takes
+#: (source, *, errors, **options), except kgwb's own layout (a saved Dataset)
+FORMATS = Registry(
+    "format",
+    {
+        "sample": "kgwb.data.sample:load_sample",
+        "kgat": "kgwb.data.loaders.kgat:load_kgat",
+        "recbole": "kgwb.data.loaders.recbole:load_recbole",
+        "attributes": "kgwb.data.loaders.attributes:load_attributes",
+        "table": "kgwb.data.loaders.table:load_tables",
+        "kgwb": "kgwb.data.schema:Dataset.load",
+    },
+)
 
 
 def detect_format(source: str | Path) -> str:
@@ -78,17 +83,10 @@ def load_dataset(
     if errors not in ("raise", "skip"):
         raise ConfigError(f"errors must be 'raise' or 'skip', not {errors!r}")
     fmt = format or detect_format(source)
-    if fmt not in FORMATS:
-        raise UnknownNameError("format", fmt, list(FORMATS))
-    module_name, func_name = FORMATS[fmt].split(":")
-    import importlib
-
-    obj: Any = importlib.import_module(module_name)
-    for part in func_name.split("."):
-        obj = getattr(obj, part)
+    loader = FORMATS.get(fmt)  # an unknown name lists the known ones
     if fmt == "kgwb":
-        return obj(source)
-    return obj(source, errors=errors, **options)
+        return loader(source)
+    return loader(source, errors=errors, **options)
 
 
 __all__ = [

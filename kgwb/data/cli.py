@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from kgwb.data import FORMATS
-
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "source", help="a file or folder, or sample:SIZE (tiny, small, medium, large, xlarge)"
-    )
-    p.add_argument("--format", choices=sorted(FORMATS), default=None, help="guessed when omitted")
-    p.add_argument(
-        "--on-bad-rows",
-        choices=("raise", "skip"),
-        default="raise",
-        help="raise: stop at the first bad row (default); skip: skip and count bad rows",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample generator (default 0)")
+    """The source flags: one per :class:`~kgwb.data.stage.DataConfig` field."""
+    from kgwb.data.stage import DataConfig
+
+    DataConfig.add_arguments(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,10 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from kgwb.data import load_dataset
+    from kgwb.data.stage import DataConfig
 
-    options = {"seed": args.seed} if str(args.source).startswith("sample") else {}
-    return load_dataset(args.source, format=args.format, errors=args.on_bad_rows, **options)
+    return DataConfig.from_args(args).load()
 
 
 def _summary(args: argparse.Namespace) -> int:

@@ -1,39 +1,73 @@
 """Stage 1 entry point: load (or generate) the data, describe it, save it for the later stages.
 
-``prepare_data`` is what 01_explore and ``kgwb data`` call.  Later notebooks call
-:func:`get_dataset`, which reuses the Parquet copy this stage wrote into the run folder and builds
-it when it is missing, so every notebook also runs on its own.
+``prepare_data(DataConfig(...))`` is what 01_explore and ``kgwb data`` call (the keyword form
+``prepare_data(source=..., seed=...)`` still works).  Later notebooks call :func:`get_dataset`
+(or ``RunDir.get_or_build("data", config)``), which reuses the Parquet copy this stage wrote
+into the run folder and builds it when it is missing, so every notebook also runs on its own.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from kgwb.data import Errors, load_dataset
+from kgwb.data import FORMATS, Errors, load_dataset
 from kgwb.data.explore import describe
 from kgwb.data.schema import Dataset
 from kgwb.errors import ConfigError
-from kgwb.runinfo import environment_info
+from kgwb.stage import StageConfig, StageResult, option
 
 DATASET_SUBDIR = "dataset"
 STAGE_FILE = "data_stage.json"
 
 
 @dataclass
-class DataStageResult:
+class DataConfig(StageConfig):
+    """What data a run works on (the flags of ``kgwb data``)."""
+
+    source: str = option(
+        "sample:small",
+        "a file or folder, or sample:SIZE (tiny, small, medium, large, xlarge)",
+        flag="source",
+        required=True,
+    )
+    format: str | None = option(None, "guessed when omitted", choices=FORMATS.names())
+    errors: str = option(
+        "raise",
+        "raise: stop at the first bad row; skip: skip and count bad rows",
+        flag="--on-bad-rows",
+        choices=("raise", "skip"),
+    )
+    seed: int = option(0, "seed of the sample generator")
+
+    def validate(self) -> None:
+        if self.errors not in ("raise", "skip"):
+            raise ConfigError(f"errors must be 'raise' or 'skip', not {self.errors!r}")
+        if self.format is not None and self.format not in FORMATS:
+            FORMATS.get(self.format)  # raises, listing the known formats
+
+    def load(self) -> Dataset:
+        """The dataset (``seed`` drives the sample generator; real data ignores it)."""
+        options: dict[str, Any] = {"seed": self.seed} if self.source.startswith("sample") else {}
+        errors: Errors = self.errors  # type: ignore[assignment]
+        return load_dataset(self.source, format=self.format, errors=errors, **options)
+
+
+@dataclass(kw_only=True)
+class DataStageResult(StageResult):
     """Outcome of :func:`prepare_data`: the dataset, its summary and descriptive statistics."""
+
+    STAGE: ClassVar[str] = "data"
+    RECORD: ClassVar[str] = STAGE_FILE
 
     dataset: Dataset
     summary: dict[str, Any]
     stats: dict[str, Any]
-    config: dict[str, Any]
+    config: DataConfig
     seconds: float
     out_dir: Path | None = None
-    versions: dict[str, str] = field(default_factory=environment_info)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -50,45 +84,63 @@ class DataStageResult:
             "load_seconds": round(self.seconds, 3),
         }
 
-    def save(self, out_dir: str | Path | None = None) -> Path:
-        """Write the dataset (Parquet) and ``data_stage.json`` (summary, stats, config, versions)."""
-        from kgwb.atomic import write_json
-
-        target = Path(out_dir) if out_dir is not None else self.out_dir
-        if target is None:
-            raise ConfigError("no output folder given")
-        target.mkdir(parents=True, exist_ok=True)
-        # the stage record goes first and comes back last, so it never describes another dataset
-        (target / STAGE_FILE).unlink(missing_ok=True)
-        self.dataset.save(target / DATASET_SUBDIR, overwrite=True)
-        payload = {
-            "config": self.config,
+    def record(self) -> dict[str, Any]:
+        """``data_stage.json``: config, metrics, environment, summary, stats, seconds (and
+        ``versions``, its older name for the environment)."""
+        return {
+            **super().record(),
             "summary": self.summary,
             "stats": self.stats,
             "seconds": self.seconds,
-            "versions": self.versions,
+            "versions": self.environment,
         }
-        write_json(target / STAGE_FILE, payload)
-        self.out_dir = target
-        return target
+
+    def write_files(self, folder: Path) -> None:
+        self.dataset.save(folder / DATASET_SUBDIR, overwrite=True)
+
+    def save(self, out_dir: Any = None) -> Path:
+        """Write the dataset (Parquet) and ``data_stage.json`` (last) into ``out_dir`` (a
+        folder or a :class:`~kgwb.rundir.RunDir`; default: where it was saved before)."""
+        target = out_dir if out_dir is not None else self.out_dir
+        if target is None:
+            raise ConfigError("no output folder given")
+        self.out_dir = super().save(target)
+        return self.out_dir
+
+    @classmethod
+    def load(cls, run: Any) -> DataStageResult:
+        """The saved stage of ``run`` (a folder or a RunDir)."""
+        from kgwb.stage import _folder_for
+
+        folder = _folder_for(run, cls.STAGE)
+        record = cls.read_record(folder)
+        if not (folder / DATASET_SUBDIR / "dataset.json").is_file():
+            raise FileNotFoundError(f"{folder / DATASET_SUBDIR}: no saved dataset")
+        return cls(
+            dataset=Dataset.load(folder / DATASET_SUBDIR),
+            summary=record["summary"],
+            stats=record["stats"],
+            config=DataConfig.from_dict(record["config"]),
+            seconds=float(record["seconds"]),
+            out_dir=folder,
+            environment=record.get("environment") or record.get("versions") or {},
+        )
 
 
 def prepare_data(
-    *,
-    source: str = "sample:small",
-    format: str | None = None,  # noqa: A002
-    errors: Errors = "raise",
-    seed: int = 0,
-    out_dir: str | Path | None = None,
+    config: DataConfig | None = None, *, out_dir: Any = None, **options: Any
 ) -> DataStageResult:
-    """Load ``source`` (a path or ``sample:SIZE``), describe it and, with ``out_dir``, save it.
+    """Load ``config.source`` (a path or ``sample:SIZE``), describe it and, with ``out_dir``
+    (a folder or a RunDir), save it.  The config's fields may also be given as keywords
+    (``prepare_data(source="sample:tiny", seed=1)``), over the config's.
 
     ``seed`` drives the sample generator (real data ignores it) and is recorded either way.
     """
-    config = {"source": str(source), "format": format, "errors": errors, "seed": seed}
+    if "source" in options:
+        options["source"] = str(options["source"])
+    config = (config or DataConfig()).replace(**options)
     start = time.perf_counter()
-    options: dict[str, Any] = {"seed": seed} if str(source).startswith("sample") else {}
-    ds = load_dataset(source, format=format, errors=errors, **options)
+    ds = config.load()
     seconds = time.perf_counter() - start
     result = DataStageResult(
         dataset=ds, summary=ds.summary(), stats=describe(ds), config=config, seconds=seconds
@@ -98,23 +150,23 @@ def prepare_data(
     return result
 
 
+def build_data_stage(config: DataConfig, run: Any) -> DataStageResult:
+    """The ``data`` stage of :data:`kgwb.rundir.STAGES` (RunDir saves it)."""
+    return prepare_data(config)
+
+
 def get_dataset(
     *,
-    run_dir: str | Path,
+    run_dir: Any,
     source: str = "sample:small",
     format: str | None = None,  # noqa: A002
     errors: Errors = "raise",
     seed: int = 0,
 ) -> Dataset:
-    """The dataset a run works on: the copy stage 1 saved in ``run_dir`` if it matches
-    ``source``/``seed``, else prepared now (and saved there for the next stage)."""
-    run = Path(run_dir)
-    saved = run / STAGE_FILE
-    if saved.is_file() and (run / DATASET_SUBDIR / "dataset.json").is_file():
-        try:
-            cfg = json.loads(saved.read_text()).get("config", {})
-        except (json.JSONDecodeError, AttributeError):
-            cfg = {}  # a damaged record: prepare the data again
-        if cfg.get("source") == str(source) and cfg.get("seed") == seed:
-            return Dataset.load(run / DATASET_SUBDIR)
-    return prepare_data(source=source, format=format, errors=errors, seed=seed, out_dir=run).dataset
+    """The dataset a run works on: the copy stage 1 saved in ``run_dir`` if it was prepared
+    with the same config, else prepared now (and saved there for the next stage)."""
+    from kgwb.rundir import RunDir
+
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    config = DataConfig(source=str(source), format=format, errors=errors, seed=seed)
+    return run.get_or_build("data", config).dataset

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -26,9 +25,11 @@ from kgwb.kg.catalog import catalog_graph
 from kgwb.kg.model import KnowledgeGraph
 from kgwb.kg.quality import add_part, extracted_graph_part, quality_report
 from kgwb.kg.resolve import ResolutionConfig, ResolutionResult, pairwise_scores, resolve_entities
-from kgwb.runinfo import environment_info
+from kgwb.stage import Registry, StageConfig, StageResult, _folder_for, option
 
 __all__ = [
+    "EXTRACTORS",
+    "KGBuildConfig",
     "KGBuildResult",
     "build_kg",
     "catalog_graph",
@@ -40,18 +41,120 @@ __all__ = [
 
 DISTANT = "distant"
 BUILD_MANIFEST = "kg_build.json"
-#: the folder a staged build will be moved to, while it is written elsewhere
-_FINAL_DIR: ContextVar[Path | None] = ContextVar("kgwb_kg_build_final_dir", default=None)
 log = logging.getLogger(__name__)
 
 
+def _distant_extractor(dataset: Dataset, config: Any, fields: list[str], work: Any, info: dict):
+    """train here from the catalog's attribute values found in the item text"""
+    return _train_distant(
+        dataset,
+        fields[0],
+        holdout=config.holdout,
+        max_items=config.extractor_max_items,
+        out_dir=work,
+        encoder=config.encoder,
+        epochs=config.extractor_epochs,
+        lr=config.extractor_lr,
+        seed=config.seed,
+        info=info,
+    )
+
+
+def _no_extractor(dataset: Dataset, config: Any, fields: list[str], work: Any, info: dict):
+    """catalog only"""
+    return None, None, set()
+
+
+def _saved_extractor(dataset: Dataset, config: Any, fields: list[str], work: Any, info: dict):
+    """a fine-tuned extractor folder, trained first from extract_train when it is missing"""
+    from kgwb.text.extract import load_extractor
+
+    folder = ensure_extractor(config.extract_model, train=config.extract_train, seed=config.seed)
+    return load_extractor(folder), None, set()
+
+
+#: the named extractors of the KG build: name -> ``(dataset, config, fields, work folder,
+#: info) -> (extractor, distant training summary, held-out item ids)``; any other
+#: ``extract_model`` is a fine-tuned extractor folder (or Hugging Face name)
+EXTRACTORS = Registry("extractor", {DISTANT: _distant_extractor, "none": _no_extractor})
+
+
+def extractor_source(name: str | None):
+    """How the KG build gets the extractor called ``name`` (None: catalog only)."""
+    if name is None:
+        return _no_extractor
+    return EXTRACTORS.get(name) if name in EXTRACTORS else _saved_extractor
+
+
+def _extract_model_help() -> str:
+    named = " or ".join(f"'{n}' ({EXTRACTORS.get(n).__doc__})" for n in EXTRACTORS.names())
+    return f"a fine-tuned extractor folder, {named}"
+
+
 @dataclass
-class KGBuildResult:
+class KGBuildConfig(StageConfig):
+    """How the product KG is built from a dataset (the flags of ``kgwb kg build``)."""
+
+    extract_model: str | None = option(DISTANT, _extract_model_help())
+    extract_fields: tuple[str, ...] = option(
+        ("title",), "comma-separated item text fields to extract from"
+    )
+    extract_train: str | None = option(
+        None,
+        "labelled titles (OA-Mine JSON lines) to train --extract-model FOLDER from when "
+        "that folder does not exist yet",
+    )
+    extractor_epochs: int = option(5, "epochs for --extract-model distant", flag="--extract-epochs")
+    extractor_max_items: int | None = option(
+        None,
+        "train the distant extractor on at most this many items (default: all)",
+        flag="--extract-max-items",
+    )
+    extractor_lr: float = option(
+        5e-4, "peak learning rate of the distant extractor", flag="--extract-lr"
+    )
+    holdout: float = option(
+        0.2, "share of the items the distant extractor never sees, to score it on unseen text"
+    )
+    resolve: bool = option(True, "merge brand and value nodes that name one entity")
+    include_users: bool = option(False, "add users and interaction edges", flag="--with-users")
+    min_confidence: float = option(0.5, "drop extracted values less confident than this")
+    store: bool = option(True, "build the LadybugDB store")
+    seed: int = option(0, "random seed (also of the sample generator)")
+    encoder: str | None = option(None, "encoder name or path (default: bundled MiniLM)")
+
+    def __post_init__(self) -> None:
+        model = self.extract_model
+        if model is not None:
+            model = str(model)
+            self.extract_model = None if model.lower() == "none" else model
+        fields = (
+            self.extract_fields.split(",")
+            if isinstance(self.extract_fields, str)
+            else self.extract_fields
+        )
+        self.extract_fields = tuple(f.strip() for f in fields if f.strip())
+        if self.extract_train is not None:
+            self.extract_train = str(self.extract_train) or None
+        super().__post_init__()
+
+    def validate(self) -> None:
+        if not 0.0 <= self.holdout < 1.0:
+            raise ConfigError(f"holdout must be in [0, 1), not {self.holdout}")
+        if self.extract_model is not None and not self.extract_fields:
+            raise ConfigError("extract_fields is empty: name the item text fields to read")
+
+
+@dataclass(kw_only=True)
+class KGBuildResult(StageResult):
     """The built graph plus everything measured while building it."""
+
+    STAGE: ClassVar[str] = "kg"
+    RECORD: ClassVar[str] = BUILD_MANIFEST
 
     kg: KnowledgeGraph
     quality: dict[str, Any]
-    config: dict[str, Any]
+    config: KGBuildConfig
     timings: dict[str, float]
     extraction_training: dict[str, Any] | None = None
     resolution: ResolutionResult | None = None
@@ -60,7 +163,8 @@ class KGBuildResult:
     out_dir: Path | None = None
     store_path: Path | None = None
     skipped: dict[str, str] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=environment_info)
+    #: what the build found: the dataset's name, items held out, spans below min_confidence
+    build_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -85,18 +189,31 @@ class KGBuildResult:
             out["resolution"] = self.resolution_scores
         return out
 
-    def save(
-        self, out_dir: str | Path | None = None, *, overwrite: bool = True, store: bool = False
-    ) -> Path:
+    def record(self) -> dict[str, Any]:
+        """``kg_build.json``: config, metrics, environment, plus what was skipped, the quality
+        report, timings, ``build_info`` (and ``versions``, the environment's older name)."""
+        return {
+            **super().record(),
+            "skipped": self.skipped,
+            "quality": self.quality,
+            "timings": self.timings,
+            "build": self.build_info,
+            "extraction_training": self.extraction_training,
+            "resolution_scores": self.resolution_scores,
+            "versions": self.environment,
+        }
+
+    def save(self, out_dir: Any = None, *, overwrite: bool = True, store: bool = False) -> Path:
         """Write the KG tables, spans, resolution tables, the LadybugDB store (``store=True``)
-        and ``kg_build.json`` (last) into ``out_dir``.
+        and ``kg_build.json`` (last) into ``out_dir`` (a folder or a RunDir).
 
         The folder is replaced as a whole once everything is written (see :mod:`kgwb.atomic`),
         so a failed or killed rebuild leaves the earlier KG — tables and store alike — readable.
         """
-        target = Path(out_dir) if out_dir is not None else self.out_dir
-        if target is None:
+        given = out_dir if out_dir is not None else self.out_dir
+        if given is None:
             raise ConfigError("no output folder given")
+        target = _folder_for(given, self.STAGE)
         with output_dir(
             target, kind="KG build", overwrite=overwrite, manifests=(BUILD_MANIFEST,)
         ) as work:
@@ -123,14 +240,42 @@ class KGBuildResult:
             GraphStore.build(self.kg, default_store_path(work / "kg"), overwrite=True).close()
             self.store_path = default_store_path(final / "kg")
             self.timings["store"] = time.perf_counter() - t
-        payload = {
-            "config": self.config,
-            "skipped": self.skipped,
-            "metrics": self.metrics,
-            "quality": self.quality,
-            "versions": self.versions,
+        write_json(work / BUILD_MANIFEST, self.record(), default=str)
+
+    @classmethod
+    def load(cls, run: Any) -> KGBuildResult:
+        """A saved build (a folder or a RunDir): the KG, spans, resolution tables and record."""
+        from kgwb.kg.store import default_store_path
+
+        folder = _folder_for(run, cls.STAGE)
+        record = cls.read_record(folder)
+        kg = KnowledgeGraph.load(folder / "kg")
+        tables = {
+            name: pd.read_parquet(folder / f"{name}.parquet")
+            for name in ("extracted_spans", "resolution_mapping", "resolution_pairs")
+            if (folder / f"{name}.parquet").is_file()
         }
-        write_json(work / BUILD_MANIFEST, payload)
+        resolution = None
+        if "resolution_mapping" in tables and "resolution_pairs" in tables:
+            resolution = ResolutionResult(
+                mapping=tables["resolution_mapping"], pairs=tables["resolution_pairs"], kg=kg
+            )
+        store = default_store_path(folder / "kg")
+        return cls(
+            kg=kg,
+            quality=record["quality"],
+            config=KGBuildConfig.from_dict(record["config"]),
+            timings=dict(record.get("timings", {})),
+            extraction_training=record.get("extraction_training"),
+            resolution=resolution,
+            resolution_scores=record.get("resolution_scores"),
+            spans=tables.get("extracted_spans"),
+            out_dir=folder,
+            store_path=store if store.exists() else None,
+            skipped=dict(record.get("skipped", {})),
+            build_info=dict(record.get("build", {})),
+            environment=record.get("environment") or record.get("versions") or {},
+        )
 
     def summary(self) -> str:
         """A few lines for people: node counts by type (brand and category always named), edge
@@ -322,17 +467,17 @@ def _train_distant(
     epochs: int,
     lr: float,
     seed: int,
-    config: dict[str, Any],
+    info: dict[str, Any],
 ):
     """Fine-tune an extractor on the catalog's own values; returns (extractor, training
-    summary, held-out item ids)."""
+    summary, held-out item ids); ``info`` gets the number of items held out."""
     from kgwb.text.extract import train_extractor
 
     records = distant_records(dataset, field=field_name)
     # items held out of training score the extractor honestly on unseen text
     ids = pd.Series(pd.unique(records["item_id"]))
     held = set(ids.sample(frac=holdout, random_state=seed)) if holdout > 0 else set()
-    config["holdout_items"] = len(held)
+    info["holdout_items"] = len(held)
     train_records = records[~records["item_id"].isin(held)]
     if max_items is not None:  # cap training cost on large catalogs
         keep_ids = pd.Series(pd.unique(train_records["item_id"]))
@@ -380,112 +525,82 @@ def _catalog_note(dataset: Dataset, kg: KnowledgeGraph, skipped: dict) -> None:
 
 
 def build_kg(
+    config: KGBuildConfig | None = None,
     *,
     dataset: Dataset,
-    extract_model: str | Path | None = DISTANT,
-    extract_fields: tuple[str, ...] = ("title",),
-    extract_train: str | Path | None = None,
-    extractor_epochs: int = 5,
-    extractor_max_items: int | None = None,
-    extractor_lr: float = 5e-4,
-    holdout: float = 0.2,
-    resolve: bool = True,
-    resolution: ResolutionConfig | None = None,
-    include_users: bool = False,
-    min_confidence: float = 0.5,
-    out_dir: str | Path | None = None,
-    store: bool = True,
-    seed: int = 0,
-    encoder: str | None = None,
+    out_dir: Any = None,
     overwrite: bool = True,
+    resolution: ResolutionConfig | None = None,
+    **options: Any,
 ) -> KGBuildResult:
     """Build, resolve, score, save and store the product KG of ``dataset``.
 
+    ``config`` (:class:`KGBuildConfig`) holds the settings; its fields can also be given as
+    keywords (``build_kg(dataset=ds, extract_model=None, seed=1)``), over the config's.
     ``extract_model``: ``"distant"`` (fine-tune here from catalog attributes, default), a folder
     with a fine-tuned extractor, or ``None`` (catalog only).  A folder that does not exist yet is
     trained first from ``extract_train`` (labelled titles, OA-Mine JSON lines) when given.
     Distant supervision trains on a seeded ``1 - holdout`` share of the items (at most
     ``extractor_max_items`` of them) and the held-out items score the extractor on text it never
     saw.  Extracted values below ``min_confidence`` are dropped (and counted in the metrics).
-    Stages with nothing to work on are skipped and named in ``result.skipped``.  An earlier build
-    in ``out_dir`` is replaced only once the new one (tables and store) is complete, and only with
+    Stages with nothing to work on are skipped and named in ``result.skipped``.  ``out_dir`` is
+    a folder or a :class:`~kgwb.rundir.RunDir` (its ``kg_build`` folder); an earlier build there
+    is replaced only once the new one (tables and store) is complete, and only with
     ``overwrite=True`` (the default here; ``kgwb kg build`` asks for ``--overwrite``).
+    ``resolution`` tunes entity resolution (default: ``ResolutionConfig(model=encoder)``).
     """
-    if out_dir is not None and _FINAL_DIR.get() is None:
-        # everything (the distant extractor too) is written into the folder output_dir gives
-        args, final = dict(locals()), Path(out_dir)
-        with output_dir(
-            final, kind="KG build", overwrite=overwrite, manifests=(BUILD_MANIFEST,)
-        ) as work:
-            token = _FINAL_DIR.set(final)
-            try:
-                result = build_kg(**{**args, "out_dir": work})
-            finally:
-                _FINAL_DIR.reset(token)
-        result.out_dir = final
-        return result
-    config = {
-        "dataset": dataset.name,
-        "extract_model": str(extract_model) if extract_model is not None else None,
-        "extract_fields": list(extract_fields),
-        "extract_train": str(extract_train) if extract_train else None,
-        "extractor_epochs": extractor_epochs,
-        "holdout": holdout,
-        "extractor_max_items": extractor_max_items,
-        "extractor_lr": extractor_lr,
-        "resolve": resolve,
-        "include_users": include_users,
-        "min_confidence": min_confidence,
-        "seed": seed,
-        "encoder": encoder,
-    }
+    config = (config or KGBuildConfig()).replace(**options)
+    if out_dir is None:
+        return _build(config, dataset, resolution, work=None, final=None)
+    final = _folder_for(out_dir, KGBuildResult.STAGE)
+    # everything (the distant extractor too) is written into the folder output_dir gives
+    with output_dir(
+        final, kind="KG build", overwrite=overwrite, manifests=(BUILD_MANIFEST,)
+    ) as work:
+        result = _build(config, dataset, resolution, work=work, final=final)
+    result.out_dir = final
+    return result
+
+
+def build_kg_stage(config: KGBuildConfig, run: Any) -> KGBuildResult:
+    """The ``kg`` stage of :data:`kgwb.rundir.STAGES`: the KG of the run's saved dataset, saved
+    into ``run.kg_build`` and stamped with the data it was built from."""
+    from kgwb.data.stage import DataStageResult
+    from kgwb.runs import data_key, stamp
+
+    try:
+        data = DataStageResult.load(run)
+    except FileNotFoundError as err:
+        raise KgwbError(
+            f"{err}; build the data stage first: run.get_or_build('data', DataConfig(...))"
+        ) from None
+    result = build_kg(config, dataset=data.dataset, out_dir=run)
+    stamp(result.out_dir, data_key(data.config.source, data.config.format, data.config.seed))
+    return result
+
+
+def _build(
+    config: KGBuildConfig,
+    dataset: Dataset,
+    resolution: ResolutionConfig | None,
+    *,
+    work: Path | None,
+    final: Path | None,
+) -> KGBuildResult:
+    """The build itself; with ``work`` it writes there (the folder that becomes ``final``)."""
     timings: dict[str, float] = {}
     skipped: dict[str, str] = {}
+    info: dict[str, Any] = {"dataset": dataset.name}
     t = time.perf_counter()
-    kg = catalog_graph(dataset, include_users=include_users)
+    kg = catalog_graph(dataset, include_users=config.include_users)
     timings["catalog"] = time.perf_counter() - t
     _catalog_note(dataset, kg, skipped)
-
-    spans = None
-    training = None
-    heldout_ids: set[str] = set()
-    fields = _extraction_fields(dataset, extract_model, extract_fields, skipped)
-    if fields:
-        from kgwb.text.extract import load_extractor
-
-        t = time.perf_counter()
-        if str(extract_model) == DISTANT:
-            extractor, training, heldout_ids = _train_distant(
-                dataset,
-                fields[0],
-                holdout=holdout,
-                max_items=extractor_max_items,
-                out_dir=out_dir,
-                encoder=encoder,
-                epochs=extractor_epochs,
-                lr=extractor_lr,
-                seed=seed,
-                config=config,
-            )
-        else:
-            folder = ensure_extractor(extract_model, train=extract_train, seed=seed)
-            extractor = load_extractor(folder)
-        stage = "extractor_training" if training else "extractor_load"
-        timings[stage] = time.perf_counter() - t
-        t = time.perf_counter()
-        spans = extract_spans(dataset, extractor, fields=tuple(fields))
-        timings["extraction"] = time.perf_counter() - t
-        kept = spans[spans["confidence"] >= min_confidence]
-        config["spans_below_min_confidence"] = int(len(spans) - len(kept))
-        name = getattr(extractor.settings, "model", None) or "extractor"
-        nodes, edges = extracted_graph_part(kept, extractor=f"kgwb-bio:{Path(str(name)).name}")
-        kg = add_part(kg, nodes, edges)
-
-    res = None
-    res_scores = None
-    merged_nodes = None
-    cfg = resolution or ResolutionConfig(model=encoder)
-    if resolve and _resolve_types(kg, cfg, skipped):
+    kg, spans, training, heldout_ids = _add_extracted(
+        dataset, kg, config, work=work, skipped=skipped, timings=timings, info=info
+    )
+    res = res_scores = merged_nodes = None
+    cfg = resolution or ResolutionConfig(model=config.encoder)
+    if config.resolve and _resolve_types(kg, cfg, skipped):
         t = time.perf_counter()
         before = kg
         res = resolve_entities(kg, cfg)
@@ -495,8 +610,10 @@ def build_kg(
         if "entity_variants" in dataset.truth:
             res_scores = _resolution_scores(res, before, dataset.truth["entity_variants"])
 
-    kg.meta.update({"seed": seed, "config": config})
-    quality = _quality(kg, dataset, extract_fields, merged_nodes, heldout_ids)
+    kg.meta.update(
+        {"seed": config.seed, "config": {"dataset": dataset.name, **config.to_dict(), **info}}
+    )
+    quality = _quality(kg, dataset, config.extract_fields, merged_nodes, heldout_ids)
     result = KGBuildResult(
         kg=kg,
         quality=quality,
@@ -507,10 +624,41 @@ def build_kg(
         resolution_scores=res_scores,
         spans=spans,
         skipped=skipped,
+        build_info=info,
     )
-    if out_dir is not None:
-        result.write_into(Path(out_dir), final=_FINAL_DIR.get() or Path(out_dir), store=store)
+    if work is not None:
+        result.write_into(work, final=final or work, store=config.store)
     return result
+
+
+def _add_extracted(
+    dataset: Dataset,
+    kg: KnowledgeGraph,
+    config: KGBuildConfig,
+    *,
+    work: Path | None,
+    skipped: dict[str, str],
+    timings: dict[str, float],
+    info: dict[str, Any],
+) -> tuple[KnowledgeGraph, pd.DataFrame | None, dict | None, set[str]]:
+    """The graph with the values the extractor finds in the item text (confident ones), the
+    spans, the distant training summary and the held-out item ids."""
+    fields = _extraction_fields(dataset, config.extract_model, config.extract_fields, skipped)
+    if not fields:
+        return kg, None, None, set()
+    t = time.perf_counter()
+    extractor, training, heldout_ids = extractor_source(config.extract_model)(
+        dataset, config, fields, work, info
+    )
+    timings["extractor_training" if training else "extractor_load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    spans = extract_spans(dataset, extractor, fields=tuple(fields))
+    timings["extraction"] = time.perf_counter() - t
+    kept = spans[spans["confidence"] >= config.min_confidence]
+    info["spans_below_min_confidence"] = int(len(spans) - len(kept))
+    name = getattr(extractor.settings, "model", None) or "extractor"
+    nodes, edges = extracted_graph_part(kept, extractor=f"kgwb-bio:{Path(str(name)).name}")
+    return add_part(kg, nodes, edges), spans, training, heldout_ids
 
 
 def _quality(

@@ -67,119 +67,28 @@ def _edges(head, relation, tail, source: str) -> pd.DataFrame:
 def catalog_graph(dataset: Dataset, *, include_users: bool = False) -> KnowledgeGraph:
     """Build the catalog part of the product KG from ``dataset`` (see module docstring)."""
     items = dataset.items
-    node_frames: list[pd.DataFrame] = []
-    edge_frames: list[pd.DataFrame] = []
-
     item_ids = items["item_id"].astype("string")
     item_nodes = "item:" + item_ids
     names = items["title"].astype("string").fillna(item_ids) if "title" in items else item_ids
-    node_frames.append(pd.DataFrame({"node_id": item_nodes, "type": "item", "name": names}))
-
-    if "brand" in items.columns:
-        has = items["brand"].notna() & (items["brand"].astype("string").str.strip() != "")
-        brand = items.loc[has, "brand"].astype("string").str.strip()
-        brand_nodes = "brand:" + brand
-        node_frames.append(pd.DataFrame({"node_id": brand_nodes, "type": "brand", "name": brand}))
-        edge_frames.append(_edges(item_nodes[has], "produced_by", brand_nodes, "catalog"))
-
-    path_col = "category_path" if "category_path" in items.columns else None
-    if path_col or "category" in items.columns:
-        paths = items[path_col].astype("string") if path_col else items["category"].astype("string")
-        has = paths.notna() & (paths.str.strip() != "")
-        parts = paths[has].str.split(r"\s*>\s*", regex=True)
-        leaf = parts.str[-1].str.strip()
-        edge_frames.append(_edges(item_nodes[has], "belongs_to", "category:" + leaf, "catalog"))
-        chains = (
-            parts.explode()
-            .str.strip()
-            .reset_index()
-            .rename(columns={"index": "row", path_col or "category": "name"})
-        )
-        chains["level"] = chains.groupby("row").cumcount()
-        node_frames.append(
-            pd.DataFrame(
-                {
-                    "node_id": "category:" + chains["name"],
-                    "type": "category",
-                    "name": chains["name"],
-                }
-            )
-        )
-        parent = chains.groupby("row")["name"].shift(1)
-        child_of = chains[parent.notna()].assign(parent=parent[parent.notna()])
-        child_of = child_of.drop_duplicates(["name", "parent"])
-        edge_frames.append(
-            _edges(
-                "category:" + child_of["name"],
-                "subcategory_of",
-                "category:" + child_of["parent"],
-                "catalog",
-            )
-        )
-
-    attrs = dataset.item_attributes
-    if attrs is not None and len(attrs):
-        a = attrs.dropna(subset=["value"])
-        norm_val = normalise_series(a["value"])
-        norm_attr = normalise_series(a["attribute"])
-        keep = norm_val != ""
-        a, norm_val, norm_attr = a[keep], norm_val[keep], norm_attr[keep]
-        value_nodes = "value:" + norm_attr + "=" + norm_val
-        rel_map = {x: relation_for(x) for x in pd.unique(a["attribute"].astype("string"))}
-        relations = a["attribute"].astype("string").map(rel_map)
-        node_frames.append(
-            pd.DataFrame(
-                {"node_id": value_nodes, "type": "value", "name": a["value"].astype("string")}
-            )
-        )
-        edge_frames.append(
-            _edges("item:" + a["item_id"].astype("string"), relations, value_nodes, "catalog")
-        )
-
+    node_frames = [pd.DataFrame({"node_id": item_nodes, "type": "item", "name": names})]
+    edge_frames: list[pd.DataFrame] = []
+    parts = [
+        _brand_part(items, item_nodes),
+        _category_part(items, item_nodes),
+        _attribute_part(dataset.item_attributes),
+    ]
     if dataset.kg is not None and len(dataset.kg):
-        nodes, edges = _dataset_triples(dataset)
-        node_frames.append(nodes)
-        edge_frames.append(edges)
-
+        kg_nodes, kg_edges = _dataset_triples(dataset)
+        parts.append(([kg_nodes], [kg_edges]))
     if include_users and len(dataset.users):
-        users = dataset.users["user_id"].astype("string")
-        node_frames.append(
-            pd.DataFrame({"node_id": "user:" + users, "type": "user", "name": users})
-        )
-        inter = dataset.interactions
-        if dataset.has_split:
-            inter = inter[inter["split"] == "train"]
-        inter = inter.drop_duplicates(["user_id", "item_id"])
-        edge_frames.append(
-            _edges(
-                "user:" + inter["user_id"].astype("string"),
-                "interacted",
-                "item:" + inter["item_id"].astype("string"),
-                "interaction",
-            )
-        )
+        parts.append(_user_part(dataset))
+    for part_nodes, part_edges in parts:
+        node_frames += part_nodes
+        edge_frames += part_edges
 
     nodes = pd.concat(node_frames, ignore_index=True).drop_duplicates("node_id", keep="first")
-    edges = pd.concat(edge_frames, ignore_index=True) if edge_frames else None
-    if edges is not None:
-        precedence = {"catalog": 0, "interaction": 1, "dataset": 2}
-        edges["_p"] = edges["source"].map(precedence)
-        edges = (
-            edges.sort_values("_p", kind="stable")
-            .drop_duplicates(["head", "relation", "tail"], keep="first")
-            .drop(columns="_p")
-            .reset_index(drop=True)
-        )
-        # edge ends that no table described (e.g. KG entities without an entity list)
-        ends = pd.Index(pd.unique(pd.concat([edges["head"], edges["tail"]], ignore_index=True)))
-        missing = ends.difference(pd.Index(nodes["node_id"]))
-        if len(missing):
-            types = missing.str.split(":", n=1).str[0]
-            keys = missing.str.split(":", n=1).str[1]
-            nodes = pd.concat(
-                [nodes, pd.DataFrame({"node_id": missing, "type": types, "name": keys})],
-                ignore_index=True,
-            )
+    if edge_frames:
+        edges, nodes = _merge_edges(pd.concat(edge_frames, ignore_index=True), nodes)
     else:
         from kgwb.kg.model import empty_edges
 
@@ -190,6 +99,125 @@ def catalog_graph(dataset: Dataset, *, include_users: bool = False) -> Knowledge
         "built_from": ["catalog"] + (["dataset_kg"] if dataset.kg is not None else []),
     }
     return KnowledgeGraph(nodes=nodes.reset_index(drop=True), edges=edges, meta=meta)
+
+
+#: node frames and edge frames of one part of the catalog graph
+_Part = tuple[list[pd.DataFrame], list[pd.DataFrame]]
+
+
+def _brand_part(items: pd.DataFrame, item_nodes: pd.Series) -> _Part:
+    if "brand" not in items.columns:
+        return [], []
+    has = items["brand"].notna() & (items["brand"].astype("string").str.strip() != "")
+    brand = items.loc[has, "brand"].astype("string").str.strip()
+    brand_nodes = "brand:" + brand
+    return (
+        [pd.DataFrame({"node_id": brand_nodes, "type": "brand", "name": brand})],
+        [_edges(item_nodes[has], "produced_by", brand_nodes, "catalog")],
+    )
+
+
+def _category_part(items: pd.DataFrame, item_nodes: pd.Series) -> _Part:
+    """Category nodes from ``category_path`` (``A > B > C``) or ``category``: each item
+    belongs to its leaf, each category is a subcategory of the one before it."""
+    path_col = "category_path" if "category_path" in items.columns else None
+    if not path_col and "category" not in items.columns:
+        return [], []
+    paths = items[path_col].astype("string") if path_col else items["category"].astype("string")
+    has = paths.notna() & (paths.str.strip() != "")
+    parts = paths[has].str.split(r"\s*>\s*", regex=True)
+    leaf = parts.str[-1].str.strip()
+    belongs = _edges(item_nodes[has], "belongs_to", "category:" + leaf, "catalog")
+    chains = (
+        parts.explode()
+        .str.strip()
+        .reset_index()
+        .rename(columns={"index": "row", path_col or "category": "name"})
+    )
+    chains["level"] = chains.groupby("row").cumcount()
+    nodes = pd.DataFrame(
+        {
+            "node_id": "category:" + chains["name"],
+            "type": "category",
+            "name": chains["name"],
+        }
+    )
+    parent = chains.groupby("row")["name"].shift(1)
+    child_of = chains[parent.notna()].assign(parent=parent[parent.notna()])
+    child_of = child_of.drop_duplicates(["name", "parent"])
+    subcategory = _edges(
+        "category:" + child_of["name"],
+        "subcategory_of",
+        "category:" + child_of["parent"],
+        "catalog",
+    )
+    return [nodes], [belongs, subcategory]
+
+
+def _attribute_part(attrs: pd.DataFrame | None) -> _Part:
+    """One value node per (attribute, normalised value), linked by the attribute's relation."""
+    if attrs is None or not len(attrs):
+        return [], []
+    a = attrs.dropna(subset=["value"])
+    norm_val = normalise_series(a["value"])
+    norm_attr = normalise_series(a["attribute"])
+    keep = norm_val != ""
+    a, norm_val, norm_attr = a[keep], norm_val[keep], norm_attr[keep]
+    value_nodes = "value:" + norm_attr + "=" + norm_val
+    rel_map = {x: relation_for(x) for x in pd.unique(a["attribute"].astype("string"))}
+    relations = a["attribute"].astype("string").map(rel_map)
+    return (
+        [
+            pd.DataFrame(
+                {"node_id": value_nodes, "type": "value", "name": a["value"].astype("string")}
+            )
+        ],
+        [_edges("item:" + a["item_id"].astype("string"), relations, value_nodes, "catalog")],
+    )
+
+
+def _user_part(dataset: Dataset) -> _Part:
+    """User nodes and their (training) interactions."""
+    users = dataset.users["user_id"].astype("string")
+    inter = dataset.interactions
+    if dataset.has_split:
+        inter = inter[inter["split"] == "train"]
+    inter = inter.drop_duplicates(["user_id", "item_id"])
+    return (
+        [pd.DataFrame({"node_id": "user:" + users, "type": "user", "name": users})],
+        [
+            _edges(
+                "user:" + inter["user_id"].astype("string"),
+                "interacted",
+                "item:" + inter["item_id"].astype("string"),
+                "interaction",
+            )
+        ],
+    )
+
+
+def _merge_edges(edges: pd.DataFrame, nodes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Edges without duplicates (a catalog edge wins over the same one from interactions or
+    the dataset's KG), and nodes for edge ends no table described (e.g. KG entities without
+    an entity list)."""
+    precedence = {"catalog": 0, "interaction": 1, "dataset": 2}
+    edges["_p"] = edges["source"].map(precedence)
+    edges = (
+        edges.sort_values("_p", kind="stable")
+        .drop_duplicates(["head", "relation", "tail"], keep="first")
+        .drop(columns="_p")
+        .reset_index(drop=True)
+    )
+    ends = pd.Index(pd.unique(pd.concat([edges["head"], edges["tail"]], ignore_index=True)))
+    missing = ends.difference(pd.Index(nodes["node_id"]))
+    if len(missing):
+        types = missing.str.split(":", n=1).str[0]
+        keys = missing.str.split(":", n=1).str[1]
+        nodes = pd.concat(
+            [nodes, pd.DataFrame({"node_id": missing, "type": types, "name": keys})],
+            ignore_index=True,
+        )
+    return edges, nodes
 
 
 def _dataset_triples(dataset: Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:

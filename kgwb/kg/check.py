@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ import pandas as pd
 from kgwb.errors import KgwbError
 from kgwb.kg.facts import ITEM_PREFIX, ValueMatcher, item_facts
 from kgwb.kg.model import KnowledgeGraph
+from kgwb.stage import StageConfig, StageResult, option
 
 CONFLICT_COLUMNS = (
     "item_id",
@@ -45,26 +46,38 @@ _SENTENCE = re.compile(r"(?:[^.!?•\n|;]|[.!?](?!\s|$))+[.!?]?")
 
 
 @dataclass
-class CheckConfig:
-    """Settings of one consistency check (recorded in ``check.json``)."""
+class CheckConfig(StageConfig):
+    """Settings of one consistency check (recorded in ``check.json``; the flags of
+    ``kgwb kg check``)."""
 
-    text_fields: tuple[str, ...] = ("title", "description")
+    text_fields: tuple[str, ...] = option(
+        ("title", "description"), "comma-separated item text fields to read"
+    )
     #: how values are read from text: the fine-tuned extractor and/or the KG's own values found
     #: as words (``dictionary``: every value name the KG holds for an attribute)
-    readers: tuple[str, ...] = ("extractor", "dictionary")
+    readers: tuple[str, ...] = option(
+        ("extractor", "dictionary"),
+        "how values are read from text: extractor (the fine-tuned model) and/or dictionary "
+        "(the KG's own value names found as words)",
+    )
     #: facts not checked: brand spellings are entity resolution's job, categories are no text
-    skip_attributes: tuple[str, ...] = ("brand", "category")
+    skip_attributes: tuple[str, ...] = option(("brand", "category"), "attributes not checked")
     #: extracted spans below this confidence are not compared
-    min_confidence: float = 0.5
+    min_confidence: float = option(0.5, "ignore weaker spans")
     #: synonym learning (see :meth:`ValueMatcher.learn`); 0 switches it off
-    synonym_min_support: int = 2
-    synonym_min_share: float = 0.5
-    batch_size: int = 64
+    synonym_min_support: int = option(
+        2, "items that must pair two values before they count as synonyms (0: no learning)"
+    )
+    synonym_min_share: float = option(0.5, "share of those items a learned synonym needs")
+    batch_size: int = option(64, "texts per extractor batch")
 
 
-@dataclass
-class CheckResult:
+@dataclass(kw_only=True)
+class CheckResult(StageResult):
     """Conflicts (one row per item and attribute) and what was compared."""
+
+    STAGE: ClassVar[str] = "check"
+    RECORD: ClassVar[str] = "check.json"
 
     conflicts: pd.DataFrame
     config: CheckConfig
@@ -73,7 +86,8 @@ class CheckResult:
     learned_synonyms: list[tuple[str, str, str, int]] = field(default_factory=list)
     scores: dict[str, Any] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def metrics(self) -> dict[str, Any]:
         per_attribute = self.conflicts["attribute"].value_counts().sort_index()
         return {
             "items": self.n_items,
@@ -82,20 +96,25 @@ class CheckResult:
             "conflicts_per_attribute": {str(k): int(v) for k, v in per_attribute.items()},
             "learned_synonyms": len(self.learned_synonyms),
             **({"scores": self.scores} if self.scores else {}),
-            "config": asdict(self.config),
         }
 
-    def save(self, out_dir: str | Path) -> Path:
-        """Write ``conflicts.csv``, ``conflicts.json`` (rows) and ``check.json`` (summary)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.conflicts.to_csv(out / "conflicts.csv", index=False)
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.metrics, "config": self.config.to_dict()}
+
+    def record(self) -> dict[str, Any]:
+        """``check.json``: the summary (:meth:`to_dict`)."""
+        return self.to_dict()
+
+    def write_files(self, folder: Path) -> None:
+        from kgwb.atomic import write_text
+
+        self.conflicts.to_csv(folder / "conflicts.csv", index=False)
         rows = json.loads(self.conflicts.to_json(orient="records", force_ascii=False))
-        (out / "conflicts.json").write_text(
-            json.dumps(rows, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        (out / "check.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return out
+        write_text(folder / "conflicts.json", json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+
+    def save(self, out_dir: Any) -> Path:
+        """Write ``conflicts.csv``, ``conflicts.json`` (rows) and ``check.json`` (summary, last)."""
+        return super().save(out_dir)
 
 
 def sentences(text: str) -> list[tuple[int, str]]:

@@ -17,46 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = kg_sub.add_parser(
         "build", help="catalog + text extraction + entity resolution → KG + store"
     )
-    b.add_argument("--dataset", required=True, help="a data source: path or sample:SIZE")
-    b.add_argument("--format", default=None, help="data format (guessed when omitted)")
-    b.add_argument(
-        "--extract-model",
-        default="distant",
-        help="fine-tuned extractor folder, 'distant' (train here from catalog attributes, "
-        "default) or 'none' (catalog only)",
-    )
-    b.add_argument(
-        "--extract-train",
-        default=None,
-        help="labelled titles (OA-Mine JSON lines) to train --extract-model FOLDER from when "
-        "that folder does not exist yet",
-    )
-    b.add_argument(
-        "--extract-fields",
-        default="title",
-        help="comma-separated item text fields to extract from (default: title)",
-    )
-    b.add_argument(
-        "--extract-epochs", type=int, default=5, help="epochs for --extract-model distant"
-    )
-    b.add_argument(
-        "--extract-max-items",
-        type=int,
-        default=None,
-        help="train the distant extractor on at most this many items (default: all)",
-    )
-    b.add_argument("--encoder", default=None, help="encoder name or path (default: bundled MiniLM)")
-    b.add_argument("--no-resolve", action="store_true", help="skip entity resolution")
-    b.add_argument("--with-users", action="store_true", help="add users and interaction edges")
-    b.add_argument("--no-store", action="store_true", help="do not build the LadybugDB store")
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--out", required=True, help="output folder")
-    b.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the KG already built in --out (tables and store are swapped in together,"
-        " only once the new ones are complete)",
-    )
+    _build_arguments(b)
     b.set_defaults(func=_build)
 
     q = kg_sub.add_parser("query", help="run Cypher against a built KG's store; prints JSON rows")
@@ -88,6 +49,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     register_check(kg_sub)
 
 
+def _build_arguments(b: argparse.ArgumentParser) -> None:
+    """The flags of ``kg build``: the data and output, then one per
+    :class:`~kgwb.kg.build.KGBuildConfig` field."""
+    from kgwb.data import FORMATS
+    from kgwb.kg.build import KGBuildConfig
+
+    b.add_argument("--dataset", required=True, help="a data source: path or sample:SIZE")
+    b.add_argument(
+        "--format", default=None, choices=FORMATS.names(), help="data format (guessed when omitted)"
+    )
+    b.add_argument("--out", required=True, help="output folder")
+    b.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the KG already built in --out (tables and store are swapped in together,"
+        " only once the new ones are complete)",
+    )
+    KGBuildConfig.add_arguments(b.add_argument_group("build"))
+
+
 def kg_folder(path: str | Path) -> Path:
     """The saved KG inside a build folder (``DIR/kg``) or ``DIR`` itself."""
     p = Path(path)
@@ -103,39 +84,24 @@ def _build(args: argparse.Namespace) -> int:
 
     from kgwb.atomic import check_output_dir, check_output_not_input
     from kgwb.cli import print_json
-    from kgwb.data import load_dataset
-    from kgwb.kg.build import build_kg
+    from kgwb.data.stage import DataConfig
+    from kgwb.kg.build import BUILD_MANIFEST, KGBuildConfig, build_kg
 
     check_output_not_input(args.out, [args.dataset, args.extract_model])
     check_output_dir(
-        args.out, kind="KG build", overwrite=args.overwrite, manifests=("kg_build.json",)
+        args.out, kind="KG build", overwrite=args.overwrite, manifests=(BUILD_MANIFEST,)
     )
-    options = {"seed": args.seed} if str(args.dataset).startswith("sample") else {}
-    ds = load_dataset(args.dataset, format=args.format, **options)
-    model = None if args.extract_model.lower() == "none" else args.extract_model
+    config = KGBuildConfig.from_args(args)
+    ds = DataConfig(source=str(args.dataset), format=args.format, seed=config.seed).load()
     # progress on stderr: the extractor logs one line per training epoch
     logging.basicConfig(level=logging.INFO, format="kgwb: %(message)s", stream=sys.stderr)
-    if model == "distant":
+    if config.extract_model == "distant":
         print(
             f"kgwb: building the KG of {ds.name}: fine-tuning the distant extractor "
-            f"({args.extract_epochs} epochs), then extraction and resolution",
+            f"({config.extractor_epochs} epochs), then extraction and resolution",
             file=sys.stderr,
         )
-    result = build_kg(
-        dataset=ds,
-        extract_model=model,
-        extract_fields=tuple(f.strip() for f in args.extract_fields.split(",") if f.strip()),
-        extract_train=args.extract_train,
-        extractor_epochs=args.extract_epochs,
-        extractor_max_items=args.extract_max_items,
-        resolve=not args.no_resolve,
-        include_users=args.with_users,
-        store=not args.no_store,
-        out_dir=args.out,
-        seed=args.seed,
-        encoder=args.encoder,
-        overwrite=args.overwrite,
-    )
+    result = build_kg(config, dataset=ds, out_dir=args.out, overwrite=args.overwrite)
     for note in result.skipped.values():
         print(f"kgwb: {note}", file=sys.stderr)
     print_json({"out": str(result.out_dir), "store": str(result.store_path), **result.metrics})

@@ -9,10 +9,8 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from kgwb.text.encoder import DEFAULT_ENCODER
-
-    # the defaults are repeated here (not imported from kgwb.text.extract) only in help texts;
-    # None means "the entry point's default"
+    # the train flags and their defaults come from ExtractorConfig (kgwb.text.extract imports
+    # neither torch nor transformers)
     extract = sub.add_parser(
         "extract", help="language-model attribute-value extraction from titles"
     )
@@ -27,53 +25,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "score it on --test, and write OUT/metrics.json, OUT/config.json, "
         "OUT/test_predictions.jsonl and the model in OUT/model.",
     )
-    train.add_argument("--train", required=True, help="labelled titles (JSON lines)")
-    train.add_argument("--test", default=None, help="labelled titles to score on (JSON lines)")
-    train.add_argument("--out", required=True, help="output folder")
-    train.add_argument(
+    _train_arguments(train)
+    train.set_defaults(func=_train)
+
+    _register_apply(extract_sub)
+
+
+def _train_arguments(train: argparse.ArgumentParser) -> None:
+    """The flags of ``extract train``: one per :class:`~kgwb.text.extract.ExtractorConfig`
+    field, then the output folder."""
+    from kgwb.text.extract import DEFAULT_CLI_ENSEMBLE, ExtractorConfig
+
+    data = ("train", "test", "valid")
+    files = train.add_argument_group("data and output")
+    settings = [f.name for f in ExtractorConfig.cli_fields() if f.name not in data]
+    ExtractorConfig.add_arguments(files, skip=settings)
+    files.add_argument("--out", required=True, help="output folder")
+    files.add_argument(
         "--overwrite",
         action="store_true",
         help="replace the extractor already in --out (swapped in once the new one is complete)",
     )
-    train.add_argument(
-        "--model",
-        default=None,
-        help=f"encoder to start from: a Hugging Face name or local folder (default: the bundled {DEFAULT_ENCODER})",
-    )
-    train.add_argument("--epochs", type=int, default=None, help="training epochs (default 15)")
-    train.add_argument("--batch-size", type=int, default=None, help="titles per batch (default 32)")
-    train.add_argument("--lr", type=float, default=None, help="peak learning rate (default 4e-4)")
-    train.add_argument("--max-length", type=int, default=None, help="tokens per input (default 64)")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    train.add_argument(
-        "--label-scheme",
-        choices=("attribute", "category_attribute"),
-        default=None,
-        help="one label per attribute name (default) or per category-attribute pair",
-    )
-    train.add_argument(
-        "--valid",
-        default=None,
-        help="labelled titles for picking the best epoch (JSON lines; default: none)",
-    )
-    train.add_argument(
-        "--valid-fraction",
-        type=float,
-        default=0.0,
-        help="hold out this share of each category's --train titles to pick the best epoch "
-        "(e.g. 0.1; default 0: keep the last epoch)",
-    )
-    train.add_argument(
-        "--ensemble",
-        type=int,
-        default=3,
-        help="train this many models (seeds SEED, SEED+1, ...) and average their predictions "
-        "(default 3: about +3 slot micro-F1 on OA-Mine for 3x the time; 1 = one model)",
-    )
-    train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    train.set_defaults(func=_train)
+    training = train.add_argument_group("training")
+    ExtractorConfig.add_arguments(training, skip=data, ensemble=DEFAULT_CLI_ENSEMBLE)
 
+
+def _register_apply(extract_sub: argparse._SubParsersAction) -> None:
     apply = extract_sub.add_parser(
         "apply",
         help="extract attribute values from titles with a fine-tuned model",
@@ -123,33 +100,14 @@ def _setup_logging() -> None:
 def _train(args: argparse.Namespace) -> int:
     from kgwb.atomic import check_output_dir, check_output_not_input
     from kgwb.cli import print_json
-    from kgwb.text.extract import RUN_MANIFESTS, train_extractor
+    from kgwb.text.extract import RUN_MANIFESTS, ExtractorConfig, train_extractor
 
     check_output_not_input(args.out, [args.train, args.test, args.valid, args.model])
     check_output_dir(
         args.out, kind="extractor run", overwrite=args.overwrite, manifests=RUN_MANIFESTS
     )
     _setup_logging()
-    options = {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "max_length": args.max_length,
-        "label_scheme": args.label_scheme,
-        "num_threads": args.threads,
-        "ensemble": args.ensemble,
-    }
-    result = train_extractor(
-        train=args.train,
-        test=args.test,
-        out_dir=args.out,
-        model=args.model,
-        seed=args.seed,
-        device=args.device,
-        valid=args.valid,
-        valid_fraction=args.valid_fraction,
-        **{k: v for k, v in options.items() if v is not None},
-    )
+    result = train_extractor(ExtractorConfig.from_args(args), out_dir=args.out)
     metrics = result.metrics
     keys = (
         "micro_f1",

@@ -15,7 +15,6 @@ attribute is a hallucination; ``drop_unsupported`` removes the sentences holding
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -23,13 +22,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from kgwb.errors import KgwbError
 from kgwb.kg.facts import ValueMatcher, as_mapping, item_facts
 from kgwb.kg.model import KnowledgeGraph
+from kgwb.stage import StageConfig, StageResult, option
 
 TEMPLATE = "template"
 WRITERS = (TEMPLATE, "<any Hugging Face seq2seq or causal model name or folder>")
@@ -284,18 +284,21 @@ def fact_check(
 
 
 @dataclass
-class DescribeConfig:
-    """Settings of :func:`describe_items`."""
+class DescribeConfig(StageConfig):
+    """Settings of :func:`describe_items` (the flags of ``kgwb describe``)."""
 
-    model: str = TEMPLATE
-    drop_unsupported: bool = True
-    max_new_tokens: int = 64
-    min_confidence: float = 0.5
+    model: str = option(TEMPLATE, "'template' or a Hugging Face model name or folder")
+    drop_unsupported: bool = option(True, "drop sentences stating values the KG does not hold")
+    max_new_tokens: int = option(64, "tokens a model writes per description")
+    min_confidence: float = option(0.5, "extracted facts below this confidence are not stated")
 
 
-@dataclass
-class DescribeResult:
+@dataclass(kw_only=True)
+class DescribeResult(StageResult):
     """One row per item: description, checked description, stated and unsupported values."""
+
+    STAGE: ClassVar[str] = "describe"
+    RECORD: ClassVar[str] = "describe.json"
 
     descriptions: pd.DataFrame
     config: DescribeConfig
@@ -316,16 +319,21 @@ class DescribeResult:
             "seconds": round(self.seconds, 2),
         }
 
-    def save(self, out_dir: str | Path) -> Path:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.descriptions.to_json(
-            out / "descriptions.jsonl", orient="records", lines=True, force_ascii=False
+    def record(self) -> dict[str, Any]:
+        """``describe.json``: metrics and config."""
+        return {"metrics": self.metrics, "config": self.config.to_dict()}
+
+    def write_files(self, folder: Path) -> None:
+        from kgwb.atomic import write_with
+
+        write_with(
+            folder / "descriptions.jsonl",
+            lambda p: self.descriptions.to_json(p, orient="records", lines=True, force_ascii=False),
         )
-        (out / "describe.json").write_text(
-            json.dumps({"metrics": self.metrics, "config": asdict(self.config)}, indent=2) + "\n"
-        )
-        return out
+
+    def save(self, out_dir: Any) -> Path:
+        """Write ``descriptions.jsonl`` and ``describe.json`` (last) into ``out_dir``."""
+        return super().save(out_dir)
 
 
 def describe_items(
@@ -381,7 +389,9 @@ def describe_items(
                 "unsupported": check.unsupported,
             }
         )
-    return DescribeResult(pd.DataFrame(rows), config, time.perf_counter() - started)
+    return DescribeResult(
+        descriptions=pd.DataFrame(rows), config=config, seconds=time.perf_counter() - started
+    )
 
 
 # --------------------------------------------------------------------------------- training
@@ -466,7 +476,9 @@ def train_writer(
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
-        (out / "writer_training.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        from kgwb.atomic import write_json
+
+        write_json(out / "writer_training.json", metrics)
     if not all(math.isfinite(x) for x in losses):
         raise KgwbError(f"training diverged (losses {losses})")
     return metrics

@@ -18,6 +18,7 @@ torch and transformers are imported inside the functions that need them, so impo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -26,13 +27,14 @@ import random
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, NamedTuple
 
 from kgwb.device import resolve_device
-from kgwb.errors import DataError, KgwbError, UnknownNameError
+from kgwb.errors import ConfigError, DataError, KgwbError, UnknownNameError
+from kgwb.stage import StageConfig, StageResult, option
 from kgwb.text.bio import (
     IGNORE_INDEX,
     OUTSIDE,
@@ -253,10 +255,26 @@ def examples_from_records(
     in ``unplaced`` and their words stay ``O``; ``drop_unmatched=True`` drops items where no value
     was found at all (otherwise they are negatives: titles with nothing to extract).
     """
-    grouped: dict[str, dict] = {}
-    order: list[str] = []
+    grouped = _group_records(records)
+    out = []
+    for key, entry in grouped.items():
+        example = _labeled_title(
+            entry["text"],
+            entry["category"],
+            dict(entry["targets"]),
+            occurrences=occurrences,
+            item_id=key,
+        )
+        if drop_unmatched and not example.spans:
+            continue
+        out.append(example)
+    return out
 
-    def add(item_id, text, category, attribute, value, where: str) -> None:
+
+def _group_records(records: Any) -> dict[str, dict]:
+    """Per item id (first-seen order): its text, category and known values by attribute."""
+    grouped: dict[str, dict] = {}
+    for item_id, text, category, attribute, value, where in _record_rows(records):
         if not isinstance(text, str):
             raise DataError(
                 f"{where}: text is {type(text).__name__}", column="text", expected="a string"
@@ -269,7 +287,6 @@ def examples_from_records(
                 "category": "" if category is None else str(category),
                 "targets": defaultdict(list),
             }
-            order.append(key)
         elif entry["text"] != text:
             raise DataError(
                 f"{where}: item {key!r} has two different texts",
@@ -277,11 +294,17 @@ def examples_from_records(
                 expected="one text per item_id",
             )
         if attribute is None or value is None or (isinstance(value, float) and math.isnan(value)):
-            return
+            continue
         value = str(value)
         if value.strip() and value not in entry["targets"][str(attribute)]:
             entry["targets"][str(attribute)].append(value)
+    return grouped
 
+
+def _record_rows(records: Any) -> Iterator[tuple]:
+    """``(item_id, text, category, attribute, value, where)`` per known value of ``records``
+    (long or wide format, see :func:`examples_from_records`); a wide row also yields its item
+    with no value."""
     try:
         import pandas as pd
 
@@ -297,42 +320,29 @@ def examples_from_records(
         for row_no, row in enumerate(
             records[list(_RECORD_COLUMNS)].itertuples(index=False), start=1
         ):
-            add(*row, where=f"row {row_no}")
-    else:
-        for row_no, row in enumerate(records, start=1):
-            if isinstance(row, Mapping):
-                missing = [c for c in _RECORD_COLUMNS if c not in row]
-                if missing:
-                    raise DataError(
-                        f"row {row_no} lacks {', '.join(missing)}",
-                        expected=", ".join(_RECORD_COLUMNS),
-                    )
-                add(*(row[c] for c in _RECORD_COLUMNS), where=f"row {row_no}")
-            elif isinstance(row, (tuple, list)) and len(row) == 4 and isinstance(row[3], Mapping):
-                item_id, text, category, values = row
-                add(item_id, text, category, None, None, where=f"row {row_no}")
-                for attribute, value in values.items():
-                    add(item_id, text, category, attribute, value, where=f"row {row_no}")
-            else:
+            yield (*row, f"row {row_no}")
+        return
+    for row_no, row in enumerate(records, start=1):
+        where = f"row {row_no}"
+        if isinstance(row, Mapping):
+            missing = [c for c in _RECORD_COLUMNS if c not in row]
+            if missing:
                 raise DataError(
-                    f"row {row_no} is {type(row).__name__}",
-                    expected="(item_id, text, category, {attribute: value}) or a mapping with "
-                    + ", ".join(_RECORD_COLUMNS),
+                    f"row {row_no} lacks {', '.join(missing)}",
+                    expected=", ".join(_RECORD_COLUMNS),
                 )
-    out = []
-    for key in order:
-        entry = grouped[key]
-        example = _labeled_title(
-            entry["text"],
-            entry["category"],
-            dict(entry["targets"]),
-            occurrences=occurrences,
-            item_id=key,
-        )
-        if drop_unmatched and not example.spans:
-            continue
-        out.append(example)
-    return out
+            yield (*(row[c] for c in _RECORD_COLUMNS), where)
+        elif isinstance(row, (tuple, list)) and len(row) == 4 and isinstance(row[3], Mapping):
+            item_id, text, category, values = row
+            yield item_id, text, category, None, None, where
+            for attribute, value in values.items():
+                yield item_id, text, category, attribute, value, where
+        else:
+            raise DataError(
+                f"row {row_no} is {type(row).__name__}",
+                expected="(item_id, text, category, {attribute: value}) or a mapping with "
+                + ", ".join(_RECORD_COLUMNS),
+            )
 
 
 def _as_examples(data: Any, *, what: str, occurrences: str = "first") -> list[LabeledTitle]:
@@ -567,45 +577,15 @@ class Extractor:
         """
         import torch
 
-        texts = [
-            "" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t) for t in titles
-        ]
+        texts, cats = self._texts_and_categories(titles, categories)
         n = len(texts)
-        if categories is None or isinstance(categories, str):
-            if self.settings.use_category and categories is None:
-                raise KgwbError(
-                    "this extractor was trained with product categories: pass one category per "
-                    "title (categories=[...]) or one string for all"
-                )
-            cats = [categories or ""] * n
-        else:
-            cats = ["" if c is None else str(c) for c in categories]
-            if len(cats) != n:
-                raise KgwbError(
-                    f"{n} titles but {len(cats)} categories: pass one category per title"
-                )
         results: list[list[dict]] = [[] for _ in range(n)]
         todo = [i for i in range(n) if texts[i].strip()]
         if not todo:
             return results
         enc = self.encode([texts[i] for i in todo], [cats[i] for i in todo])
         title_segment = 1 if self.settings.use_category else 0
-        truncated = 0
-        for k, i in enumerate(todo):
-            if enc.encodings[k].overflowing:
-                ends = [
-                    o[1]
-                    for o, s in zip(enc["offset_mapping"][k], enc.sequence_ids(k))
-                    if s == title_segment
-                ]
-                if not ends or max(ends) < len(texts[i].rstrip()):
-                    truncated += 1
-        if truncated:
-            warnings.warn(
-                f"{truncated} of {n} texts were longer than max_length={self.settings.max_length} "
-                f"tokens and were truncated; values after the cut are not extracted",
-                stacklevel=2,
-            )
+        self._warn_truncated(enc, [texts[i] for i in todo], n, title_segment)
         masks, mask_row = self._allowed_mask()
         order = sorted(range(len(todo)), key=lambda k: len(enc["input_ids"][k]))
         keys = [key for key in ("input_ids", "token_type_ids", "attention_mask") if key in enc]
@@ -637,6 +617,45 @@ class Extractor:
                         texts[todo[k]], enc, k, predicted[row], probs[row], title_segment
                     )
         return results
+
+    def _texts_and_categories(
+        self, titles: Iterable[str], categories: Iterable[str] | str | None
+    ) -> tuple[list[str], list[str]]:
+        """The titles as strings (missing ones empty) and one category per title."""
+        texts = [
+            "" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t) for t in titles
+        ]
+        n = len(texts)
+        if categories is None or isinstance(categories, str):
+            if self.settings.use_category and categories is None:
+                raise KgwbError(
+                    "this extractor was trained with product categories: pass one category per "
+                    "title (categories=[...]) or one string for all"
+                )
+            return texts, [categories or ""] * n
+        cats = ["" if c is None else str(c) for c in categories]
+        if len(cats) != n:
+            raise KgwbError(f"{n} titles but {len(cats)} categories: pass one category per title")
+        return texts, cats
+
+    def _warn_truncated(self, enc, texts: list[str], n: int, title_segment: int) -> None:
+        """One warning saying how many of the ``n`` texts were cut at ``max_length``."""
+        truncated = 0
+        for k, text in enumerate(texts):
+            if enc.encodings[k].overflowing:
+                ends = [
+                    o[1]
+                    for o, s in zip(enc["offset_mapping"][k], enc.sequence_ids(k))
+                    if s == title_segment
+                ]
+                if not ends or max(ends) < len(text.rstrip()):
+                    truncated += 1
+        if truncated:
+            warnings.warn(
+                f"{truncated} of {n} texts were longer than max_length={self.settings.max_length} "
+                f"tokens and were truncated; values after the cut are not extracted",
+                stacklevel=3,
+            )
 
     def _log_probs(self, batch, mask):
         """Label log-probabilities per token: the mean of the members' probabilities (one
@@ -754,32 +773,70 @@ def extract(
 
 
 @dataclass
-class ExtractorConfig:
-    """Every setting of one training run (recorded in ``metrics.json`` and ``config.json``)."""
+class ExtractorConfig(StageConfig):
+    """Every setting of one training run (recorded in ``metrics.json`` and ``config.json``);
+    the flags of ``kgwb extract train`` come from these fields."""
 
-    model: str = DEFAULT_ENCODER
-    epochs: int = DEFAULT_EPOCHS
-    batch_size: int = DEFAULT_BATCH_SIZE
-    lr: float = DEFAULT_LR
-    seed: int = 0
-    max_length: int = DEFAULT_MAX_LENGTH
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    use_category: bool = True
-    label_scheme: str = "attribute"
-    subwords: str = "all"
-    occurrences: str = "first"
-    restrict_to_schema: bool = True
-    eval_batch_size: int = 64
-    device: str = "cpu"
-    num_threads: int | None = None
+    model: str = option(
+        DEFAULT_ENCODER, "encoder to start from: a Hugging Face name or local folder"
+    )
+    epochs: int = option(DEFAULT_EPOCHS, "training epochs")
+    batch_size: int = option(DEFAULT_BATCH_SIZE, "titles per batch")
+    lr: float = option(DEFAULT_LR, "peak learning rate")
+    seed: int = option(0, "random seed")
+    max_length: int = option(DEFAULT_MAX_LENGTH, "tokens per input")
+    weight_decay: float = option(0.01, "AdamW weight decay (none on biases and norms)")
+    warmup_ratio: float = option(0.1, "share of the steps with a linear learning-rate warm-up")
+    max_grad_norm: float = option(1.0, "gradient clipping norm")
+    use_category: bool = option(True, "give the model the product category with the title")
+    label_scheme: str = option(
+        "attribute",
+        "one label per attribute name (attribute) or per category-attribute pair",
+        choices=LABEL_SCHEMES,
+    )
+    subwords: str = option(
+        "all", "label every word piece of a value, or the first only", choices=SUBWORD_MODES
+    )
+    occurrences: str = option(
+        "first", "label the first occurrence of a known value, or all", choices=("first", "all")
+    )
+    restrict_to_schema: bool = option(
+        True, "predict only the attributes seen in the title's category"
+    )
+    eval_batch_size: int = option(64, "titles per batch when scoring")
+    device: str = option("auto", "auto (cuda when present), cpu or cuda")
+    num_threads: int | None = option(None, "torch CPU threads", flag="--threads", metavar="THREADS")
     #: share of the training titles held out (per category, seeded) to pick the best epoch;
     #: 0 = no validation, the last epoch is kept (ignored when validation titles are given)
-    valid_fraction: float = 0.0
+    valid_fraction: float = option(
+        0.0,
+        "hold out this share of each category's --train titles to pick the best epoch "
+        "(e.g. 0.1; 0: keep the last epoch)",
+    )
     #: models trained with seeds seed, seed+1, ... (each on its own validation split) whose
     #: label probabilities are averaged before decoding
-    ensemble: int = 1
+    ensemble: int = option(
+        1,
+        "train this many models (seeds SEED, SEED+1, ...) and average their predictions "
+        "(3: about +3 slot micro-F1 on OA-Mine for 3x the time; 1 = one model)",
+    )
+    #: the labelled titles when they are files (recorded; data given in memory is not)
+    train: str | None = option(None, "labelled titles (JSON lines)", required=True)
+    test: str | None = option(None, "labelled titles to score on (JSON lines)")
+    valid: str | None = option(None, "labelled titles for picking the best epoch (JSON lines)")
+
+    def validate(self) -> None:
+        if self.label_scheme not in LABEL_SCHEMES:
+            raise ConfigError(
+                f"unknown label_scheme {self.label_scheme!r}; choose one of: "
+                f"{', '.join(LABEL_SCHEMES)}"
+            )
+        if self.subwords not in SUBWORD_MODES:
+            raise ConfigError(
+                f"unknown subwords {self.subwords!r}; choose one of: {', '.join(SUBWORD_MODES)}"
+            )
+        if self.ensemble < 1:
+            raise ConfigError(f"ensemble must be at least 1 (models to train), not {self.ensemble}")
 
 
 def _encode_training(
@@ -871,6 +928,15 @@ def split_validation(
     return train, valid
 
 
+class FineTuned(NamedTuple):
+    """What :func:`fine_tune` returns (unpacks as the 4-tuple it used to be)."""
+
+    extractor: Extractor
+    losses: list[float]  # mean training loss per epoch
+    seconds: float
+    valid_curve: list[float]  # validation micro-F1 per epoch (empty without validation)
+
+
 def fine_tune(
     examples: Sequence[LabeledTitle],
     config: ExtractorConfig,
@@ -878,7 +944,7 @@ def fine_tune(
     valid: Sequence[LabeledTitle] | None = None,
     schema_examples: Sequence[LabeledTitle] = (),
     label_examples: Sequence[LabeledTitle] | None = None,
-) -> tuple[Extractor, list[float], float, list[float]]:
+) -> FineTuned:
     """Fine-tune a token classifier on ``examples``; returns (extractor, mean loss per epoch,
     seconds, validation micro-F1 per epoch).
 
@@ -888,28 +954,19 @@ def fine_tune(
     subsets of one training set share them (an ensemble); ``schema_examples`` add to
     the category schema used for that scoring (e.g. the test titles' categories).
 
-    A plain loop: AdamW (no weight decay on biases and LayerNorm), linear warm-up then linear
-    decay, gradient clipping, dynamic padding with ``DataCollatorForTokenClassification`` and
-    length-bucketed batches.  ``transformers.set_seed(config.seed)`` seeds python, numpy and
-    torch (the classifier head's initialisation and dropout); batch order uses its own
-    ``random.Random(seed)``, so the same seed on CPU gives the same numbers.
+    A plain loop rather than ``transformers.Trainer``: the pieces that match it come from
+    transformers (``Trainer``'s weight-decay groups through ``get_parameter_names``,
+    ``get_linear_schedule_with_warmup``, ``DataCollatorForTokenClassification``); the loop
+    itself keeps length-bucketed batches with its own ``random.Random(seed)`` (the Trainer's
+    sampler draws from torch's generator, so the same seed would give other numbers), the
+    fused AdamW and best-epoch selection on slot micro-F1 in one pass.
+    ``transformers.set_seed(config.seed)`` seeds python, numpy and torch (the classifier
+    head's initialisation and dropout), so the same seed on CPU gives the same numbers.
     """
     import torch
-    from transformers import (
-        AutoModelForTokenClassification,
-        DataCollatorForTokenClassification,
-        get_linear_schedule_with_warmup,
-        set_seed,
-    )
+    from transformers import DataCollatorForTokenClassification, set_seed
 
-    if config.label_scheme not in LABEL_SCHEMES:
-        raise KgwbError(
-            f"unknown label_scheme {config.label_scheme!r}; choose one of: {', '.join(LABEL_SCHEMES)}"
-        )
-    if config.subwords not in SUBWORD_MODES:
-        raise KgwbError(
-            f"unknown subwords {config.subwords!r}; choose one of: {', '.join(SUBWORD_MODES)}"
-        )
+    config.validate()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     if not any(e.spans for e in examples):
@@ -921,41 +978,14 @@ def fine_tune(
         examples if label_examples is None else label_examples, config.label_scheme
     )
     label2id = {label: i for i, label in enumerate(labels)}
-    with quiet_loading():  # "newly initialized classifier weights" is expected here
-        model = AutoModelForTokenClassification.from_pretrained(
-            encoder,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id=label2id,
-        )
+    model = _token_classifier(encoder, labels, label2id)
     device = resolve_device(config.device)
     model.to(device)
 
     features = _encode_training(tokenizer, examples, config, label2id)
     collator = DataCollatorForTokenClassification(tokenizer, return_tensors="pt")
-    rng = random.Random(config.seed)
-    lengths = [len(f["input_ids"]) for f in features]
-    steps_per_epoch = math.ceil(len(features) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-            "weight_decay": config.weight_decay,
-        },
-        {
-            "params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
-            "weight_decay": 0.0,
-        },
-    ]
-    # the fused kernel (CPU and CUDA since torch 2.4) makes the optimizer step several times
-    # cheaper than the per-tensor loop, which matters on a 22M-parameter model and small batches
-    try:
-        optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=True)
-    except (RuntimeError, TypeError):
-        optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(config.warmup_ratio * total_steps), total_steps
+    optimizer, scheduler = _optimizer_and_schedule(
+        model, config, math.ceil(len(features) / config.batch_size) * config.epochs
     )
     settings = ExtractorSettings(
         labels=labels,
@@ -974,6 +1004,41 @@ def fine_tune(
         restrict_to_schema=config.restrict_to_schema,
         dtype="float32",
     )
+    started = time.perf_counter()
+    losses, valid_curve = _run_epochs(
+        extractor,
+        _Training(collator, features, optimizer, scheduler),
+        config,
+        valid=valid,
+        schema=list(examples) + list(schema_examples),
+    )
+    return FineTuned(extractor, losses, time.perf_counter() - started, valid_curve)
+
+
+class _Training(NamedTuple):
+    """What one fine-tuning run steps through: batches are collated from ``features``."""
+
+    collator: Any
+    features: list[dict]
+    optimizer: Any
+    scheduler: Any
+
+
+def _run_epochs(
+    extractor: Extractor,
+    training: _Training,
+    config: ExtractorConfig,
+    *,
+    valid: Sequence[LabeledTitle] | None,
+    schema: list[LabeledTitle],
+) -> tuple[list[float], list[float]]:
+    """``config.epochs`` passes over the length-bucketed batches; with ``valid`` titles the
+    weights of the best epoch (the earliest on ties) are restored at the end.  Returns the mean
+    loss and the validation micro-F1 per epoch."""
+    collator, features, optimizer, scheduler = training
+    model, device = extractor.model, extractor.device
+    rng = random.Random(config.seed)
+    lengths = [len(f["input_ids"]) for f in features]
     losses: list[float] = []
     valid_curve: list[float] = []
     best_state, best_score = None, -math.inf
@@ -983,24 +1048,13 @@ def fine_tune(
         total, count = 0.0, 0
         for batch_index in _length_bucketed_batches(lengths, config.batch_size, rng):
             batch = collator([features[i] for i in batch_index])
-            batch = {key: value.to(device) for key, value in batch.items()}
-            loss = model(**batch).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            total += loss.item() * len(batch_index)
+            loss = _train_step(model, batch, optimizer, scheduler, config.max_grad_norm, device)
+            total += loss * len(batch_index)
             count += len(batch_index)
         losses.append(total / count)
         note = ""
         if valid:
-            score = evaluate_extractor(
-                model=extractor,
-                test=valid,
-                train=list(examples) + list(schema_examples),
-                batch_size=config.eval_batch_size,
-            ).metrics["micro_f1"]
+            score = _valid_score(extractor, valid, schema, config)
             valid_curve.append(score)
             if score > best_score:
                 best_score = score
@@ -1015,11 +1069,78 @@ def fine_tune(
             note,
             time.perf_counter() - started,
         )
-    seconds = time.perf_counter() - started
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return extractor, losses, seconds, valid_curve
+    return losses, valid_curve
+
+
+def _token_classifier(encoder: str, labels: list[str], label2id: dict[str, int]):
+    from transformers import AutoModelForTokenClassification
+
+    with quiet_loading():  # "newly initialized classifier weights" is expected here
+        return AutoModelForTokenClassification.from_pretrained(
+            encoder,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id=label2id,
+        )
+
+
+def _optimizer_and_schedule(model, config: ExtractorConfig, total_steps: int):
+    """AdamW with ``transformers.Trainer``'s weight-decay groups (none on biases and inside
+    LayerNorm layers: ``get_parameter_names``) and a linear warm-up then linear decay."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+    from transformers.pytorch_utils import ALL_LAYERNORM_LAYERS
+    from transformers.trainer_pt_utils import get_parameter_names
+
+    # (``Trainer.get_decay_parameter_names`` gives the same groups but importing the Trainer
+    # costs about 4 s per run)
+    decay = {n for n in get_parameter_names(model, ALL_LAYERNORM_LAYERS) if "bias" not in n}
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if n in decay],
+            "weight_decay": config.weight_decay,
+        },
+        {
+            "params": [p for n, p in model.named_parameters() if n not in decay],
+            "weight_decay": 0.0,
+        },
+    ]
+    # the fused kernel (CPU and CUDA since torch 2.4) makes the optimizer step several times
+    # cheaper than the per-tensor loop, which matters on a 22M-parameter model and small batches
+    try:
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=True)
+    except (RuntimeError, TypeError):
+        optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(config.warmup_ratio * total_steps), total_steps
+    )
+    return optimizer, scheduler
+
+
+def _train_step(model, batch, optimizer, scheduler, max_grad_norm: float, device) -> float:
+    """One optimisation step on ``batch`` (clipped gradients); returns the batch's loss."""
+    import torch
+
+    batch = {key: value.to(device) for key, value in batch.items()}
+    loss = model(**batch).loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
+def _valid_score(
+    extractor: Extractor, valid: Sequence[LabeledTitle], schema: list, config: ExtractorConfig
+) -> float:
+    """Slot micro-F1 on the validation titles (category schema from ``schema`` too)."""
+    return evaluate_extractor(
+        model=extractor, test=valid, train=schema, batch_size=config.eval_batch_size
+    ).metrics["micro_f1"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1118,14 +1239,18 @@ def evaluate_extractor(
     return ExtractorEvalResult(metrics=metrics, predictions=rows)
 
 
-@dataclass
-class ExtractorTrainResult:
+@dataclass(kw_only=True)
+class ExtractorTrainResult(StageResult):
     """A fine-tuned extractor, its training curve and (with a test set) its slot scores.
 
     ``save(out_dir)`` writes ``metrics.json`` (scores, timings, seed, model, epochs, config,
-    package versions), ``config.json``, ``test_predictions.jsonl`` (with a test set) and the
-    model under ``out_dir/model`` (safetensors weights, tokenizer, ``kgwb_extractor.json``).
+    package versions; the stage record, written last), ``config.json``,
+    ``test_predictions.jsonl`` (with a test set) and the model under ``out_dir/model``
+    (safetensors weights, tokenizer, ``kgwb_extractor.json``).
     """
+
+    STAGE: ClassVar[str] = "extract"
+    RECORD: ClassVar[str] = "metrics.json"
 
     config: ExtractorConfig
     losses: list[float]
@@ -1173,7 +1298,7 @@ class ExtractorTrainResult:
                     }
                     for m in self.members
                 ],
-                "config": asdict(self.config),
+                "config": self.config.to_dict(),
                 "environment": self.environment,
             }
         )
@@ -1183,22 +1308,68 @@ class ExtractorTrainResult:
         out.setdefault("unit", "percent")
         return out
 
-    def save(self, out_dir: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
-        """Write ``model/``, ``config.json``, predictions and ``metrics.json`` (last); an earlier
-        run in ``out_dir`` is replaced as a whole once the new one is complete."""
-        from kgwb.atomic import output_dir
+    def record(self) -> dict[str, Any]:
+        """``metrics.json``: the metrics, with the config and environment inside."""
+        return self.metrics
 
-        final = Path(out_dir)
+    def save(self, out_dir: Any, *, overwrite: bool = True) -> Path:
+        """Write ``model/``, ``config.json``, predictions and ``metrics.json`` (last) into
+        ``out_dir`` (a folder or a :class:`~kgwb.rundir.RunDir`); an earlier run there is
+        replaced as a whole once the new one is complete."""
+        from kgwb.atomic import output_dir
+        from kgwb.stage import _folder_for
+
+        final = _folder_for(out_dir, self.STAGE)
         with output_dir(
             final, kind="extractor run", overwrite=overwrite, manifests=RUN_MANIFESTS
         ) as out:
             self.extractor.save(out / "model")
-            _write_json(out / "config.json", asdict(self.config))
+            _write_json(out / "config.json", self.config.to_dict())
             if self.evaluation is not None:
                 _write_jsonl(out / "test_predictions.jsonl", self.evaluation.predictions)
-            _write_json(out / "metrics.json", self.metrics)
+            _write_json(out / self.RECORD, self.record())
         self.out_dir = final
         return final
+
+    @classmethod
+    def load(cls, run: Any) -> ExtractorTrainResult:
+        """A saved run: its config, curves and scores from ``metrics.json``, the model from
+        ``model/`` (test predictions are not reloaded)."""
+        from kgwb.stage import _folder_for
+
+        folder = _folder_for(run, cls.STAGE)
+        m = cls.read_record(run)
+        members = [
+            {
+                "seed": e["seed"],
+                "best_epoch": e["best_epoch"],
+                "valid_curve": e["valid_micro_f1_per_epoch"],
+                "train_seconds": e["train_seconds"],
+            }
+            for e in m.get("ensemble", [])
+        ]
+        scored = "micro_f1" in m
+        skip = {"train_seconds", "losses", "ensemble", "config", "environment", "inference"}
+        return cls(
+            config=ExtractorConfig.from_dict(m["config"]),
+            losses=list(m["losses"]),
+            train_seconds=float(m["train_seconds"]),
+            n_train=m["n_train"],
+            n_train_values=m["n_train_values"],
+            n_train_unplaced=m["n_train_values_unplaced"],
+            evaluation=(
+                ExtractorEvalResult({k: v for k, v in m.items() if k not in skip}, [])
+                if scored
+                else None
+            ),
+            extractor=load_extractor(folder / "model"),
+            n_valid=m["n_valid"],
+            valid_curve=list(m["valid_micro_f1_per_epoch"]),
+            inference=m.get("inference"),
+            environment=m.get("environment", {}),
+            out_dir=folder,
+            members=members,
+        )
 
 
 def _train_members(
@@ -1255,40 +1426,29 @@ def _train_members(
 
 
 def train_extractor(
+    config: ExtractorConfig | None = None,
     *,
-    train: Any,
+    train: Any = None,
     test: Any = None,
-    out_dir: str | os.PathLike[str] | None,
-    model: str | None = None,
-    epochs: int = DEFAULT_EPOCHS,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    lr: float = DEFAULT_LR,
-    seed: int = 0,
-    max_length: int = DEFAULT_MAX_LENGTH,
-    label_scheme: str = "attribute",
-    subwords: str = "all",
-    use_category: bool = True,
-    occurrences: str = "first",
-    weight_decay: float = 0.01,
-    warmup_ratio: float = 0.1,
-    restrict_to_schema: bool = True,
-    eval_batch_size: int = 64,
-    device: str | None = None,
-    num_threads: int | None = None,
     valid: Any = None,
-    valid_fraction: float = 0.0,
-    ensemble: int = 1,
+    out_dir: Any = None,
+    overwrite: bool = True,
+    **options: Any,
 ) -> ExtractorTrainResult:
     """Fine-tune the attribute-value extractor and, with ``test``, score it (slot micro-F1).
 
-    ``train``/``test``: a JSON-lines file in OA-Mine format, a list of :class:`LabeledTitle`,
-    OA-Mine-like dicts, or distant-supervision records (see :func:`examples_from_records`).
+    ``config`` (:class:`ExtractorConfig`) holds every setting; its fields can also be given as
+    keywords (``train_extractor(train=..., epochs=2, seed=1)``), which override the config's.
+    ``train``/``test``/``valid``: a JSON-lines file in OA-Mine format, a list of
+    :class:`LabeledTitle`, OA-Mine-like dicts, or distant-supervision records (see
+    :func:`examples_from_records`); files may also be named in the config (recorded there).
     ``model``: the encoder to start from (default: the bundled all-MiniLM-L6-v2; any Hugging
     Face name or local folder).  ``label_scheme="attribute"`` has one B/I label pair per
     attribute name, shared across categories; ``"category_attribute"`` one per
     (category, attribute).  ``subwords``: see :func:`kgwb.text.bio.token_labels`.
-    ``out_dir``: where :meth:`ExtractorTrainResult.save` writes (``None``: keep in memory);
-    the model goes to ``out_dir/model``.
+    ``out_dir``: where :meth:`ExtractorTrainResult.save` writes (a folder or a
+    :class:`~kgwb.rundir.RunDir`; ``None``: keep in memory); the model goes to
+    ``out_dir/model``.
     ``valid`` (titles, as ``train``) or ``valid_fraction`` (a seeded per-category share of
     ``train`` held out, see :func:`split_validation`): the epoch with the best validation
     micro-F1 is kept, so ``test`` is only used for the final score.
@@ -1300,88 +1460,114 @@ def train_extractor(
     bfloat16 natively, ``metrics["inference"]`` also gives the speed and score of the bfloat16
     inference that ``kgwb extract apply`` uses by default there.
     """
-    config = ExtractorConfig(
-        model=str(model) if model is not None else DEFAULT_ENCODER,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        max_length=max_length,
-        weight_decay=weight_decay,
-        warmup_ratio=warmup_ratio,
-        use_category=use_category,
-        label_scheme=label_scheme,
-        subwords=subwords,
-        occurrences=occurrences,
-        restrict_to_schema=restrict_to_schema,
-        eval_batch_size=eval_batch_size,
-        device=resolve_device(device),
-        num_threads=num_threads,
-        valid_fraction=0.0 if valid is not None else float(valid_fraction),
-        ensemble=int(ensemble),
-    )
-    if ensemble < 1:
-        raise KgwbError(f"ensemble must be at least 1 (models to train), not {ensemble}")
-    train_examples = _as_examples(train, what="train", occurrences=occurrences)
-    test_examples = _as_examples(test, what="test") if test is not None else None
-    given_valid = _as_examples(valid, what="valid") if valid is not None else None
+    config, data = _training_config(config, options, train=train, test=test, valid=valid)
+    train_examples = _as_examples(data["train"], what="train", occurrences=config.occurrences)
+    test_examples = _as_examples(data["test"], what="test") if data["test"] is not None else None
+    given_valid = _as_examples(data["valid"], what="valid") if data["valid"] is not None else None
     if given_valid is not None and not given_valid:
         raise KgwbError("the validation set is empty: nothing to pick the best epoch with")
     extractor, members = _train_members(train_examples, config, given_valid, test_examples)
     first = members[0]
-    losses, seconds, valid_curve = first["losses"], first["train_seconds"], first["valid_curve"]
-    seconds = sum(m["train_seconds"] for m in members)
     n_valid = first["n_valid"]
-    schema_examples = train_examples + list(given_valid or [])
     evaluation = inference = None
     if test_examples is not None:
-        evaluation = evaluate_extractor(
-            model=extractor, test=test_examples, train=schema_examples, batch_size=eval_batch_size
+        schema_examples = train_examples + list(given_valid or [])
+        evaluation, inference = _score_on_test(
+            extractor, test_examples, schema_examples, config.eval_batch_size
         )
-        fast = resolve_dtype("auto", extractor.device)
-        inference = {
-            "dtype": "float32",
-            "titles_per_second": evaluation.metrics["titles_per_second"],
-        }
-        if fast != "float32":
-            import copy
-
-            twin = Extractor(
-                [copy.deepcopy(m) for m in extractor.models],
-                extractor.tokenizer,
-                extractor.settings,
-                device=extractor.device,
-                restrict_to_schema=extractor.restrict_to_schema,
-                dtype=fast,
-            )
-            scored = evaluate_extractor(
-                model=twin, test=test_examples, train=schema_examples, batch_size=eval_batch_size
-            ).metrics
-            inference = {
-                "dtype": fast,
-                "titles_per_second": scored["titles_per_second"],
-                "micro_f1": scored["micro_f1"],
-                "precision": scored["precision"],
-                "recall": scored["recall"],
-            }
     result = ExtractorTrainResult(
         config=config,
-        losses=losses,
-        train_seconds=seconds,
+        losses=first["losses"],
+        train_seconds=sum(m["train_seconds"] for m in members),
         n_train=len(train_examples) - n_valid if config.valid_fraction else len(train_examples),
         n_train_values=sum(len(e.spans) + len(e.unplaced) for e in train_examples),
         n_train_unplaced=sum(len(e.unplaced) for e in train_examples),
         evaluation=evaluation,
         extractor=extractor,
         n_valid=n_valid,
-        valid_curve=valid_curve,
+        valid_curve=first["valid_curve"],
         members=[{k: v for k, v in m.items() if k != "extractor"} for m in members],
         inference=inference,
-        environment=_environment() | {"torch_threads": _torch_threads(), "device": config.device},
+        environment=_environment()
+        | {"torch_threads": _torch_threads(), "device": resolve_device(config.device)},
     )
     if out_dir is not None:
-        result.save(out_dir)
+        result.save(out_dir, overwrite=overwrite)
     return result
+
+
+def build_extractor_stage(config: ExtractorConfig, run: Any) -> ExtractorTrainResult:
+    """The ``extract`` stage of :data:`kgwb.rundir.STAGES`: trained from the config's files,
+    saved into ``run.extractor``."""
+    return train_extractor(config, out_dir=run)
+
+
+def _training_config(
+    config: ExtractorConfig | None, options: dict[str, Any], **data: Any
+) -> tuple[ExtractorConfig, dict[str, Any]]:
+    """The run's config (keywords over ``config``; data given as files recorded in it) and its
+    ``train``/``test``/``valid`` data (given, else the config's files).  The device stays as
+    asked (``auto``); the one used goes into the result's environment."""
+    options = {k: v for k, v in options.items() if not (k in ("model", "device") and v is None)}
+    if "model" in options:
+        options["model"] = str(options["model"])
+    known = {f.name for f in dataclasses.fields(ExtractorConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"train_extractor() got unexpected keyword(s): {', '.join(unknown)}")
+    config = (config or ExtractorConfig()).replace(**options)
+    for name in ("train", "test", "valid"):
+        if data[name] is None and getattr(config, name) is not None:
+            data[name] = getattr(config, name)
+    if data["train"] is None:
+        raise ConfigError("no training titles: pass train= (a JSON-lines file, titles or records)")
+    files = {
+        name: str(value) if isinstance(value, (str, os.PathLike)) else None
+        for name, value in data.items()
+    }
+    config = config.replace(
+        **files, valid_fraction=0.0 if data["valid"] is not None else float(config.valid_fraction)
+    )
+    return config, data
+
+
+def _score_on_test(
+    extractor: Extractor,
+    test_examples: list[LabeledTitle],
+    schema_examples: list[LabeledTitle],
+    batch_size: int,
+) -> tuple[ExtractorEvalResult, dict]:
+    """The float32 test scores and the inference record (speed, and the bfloat16 scores where
+    the hardware runs it natively)."""
+    evaluation = evaluate_extractor(
+        model=extractor, test=test_examples, train=schema_examples, batch_size=batch_size
+    )
+    fast = resolve_dtype("auto", extractor.device)
+    if fast == "float32":
+        return evaluation, {
+            "dtype": "float32",
+            "titles_per_second": evaluation.metrics["titles_per_second"],
+        }
+    import copy
+
+    twin = Extractor(
+        [copy.deepcopy(m) for m in extractor.models],
+        extractor.tokenizer,
+        extractor.settings,
+        device=extractor.device,
+        restrict_to_schema=extractor.restrict_to_schema,
+        dtype=fast,
+    )
+    scored = evaluate_extractor(
+        model=twin, test=test_examples, train=schema_examples, batch_size=batch_size
+    ).metrics
+    return evaluation, {
+        "dtype": fast,
+        "titles_per_second": scored["titles_per_second"],
+        "micro_f1": scored["micro_f1"],
+        "precision": scored["precision"],
+        "recall": scored["recall"],
+    }
 
 
 @dataclass

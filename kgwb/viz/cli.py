@@ -14,14 +14,15 @@ TITLES_FILE = "item_titles.parquet"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from kgwb.viz.graph import EgoConfig
+
     viz = sub.add_parser("viz", help="interactive graph views (self-contained HTML)")
     viz_sub = viz.add_subparsers(dest="viz_command", metavar="VIEW")
     viz_sub.required = True
     ego = viz_sub.add_parser("ego", help="the capped neighbourhood of one KG node as HTML")
     ego.add_argument("kg_dir", help="folder written by 'kgwb kg build' (or its kg/ folder)")
     ego.add_argument("node_id", help="node id, e.g. item:B00X or brand:acme")
-    ego.add_argument("--hops", type=int, default=2, help="neighbourhood radius (default 2)")
-    ego.add_argument("--max-nodes", type=int, default=200, help="node cap (default 200)")
+    EgoConfig.add_arguments(ego)
     ego.add_argument("--out", required=True, help="HTML file to write")
     ego.set_defaults(func=_ego)
 
@@ -80,10 +81,11 @@ def _ego(args: argparse.Namespace) -> int:
     from kgwb.cli import print_json
     from kgwb.kg.cli import kg_folder
     from kgwb.kg.model import KnowledgeGraph
-    from kgwb.viz.graph import ego_graph, ego_title, graph_html
+    from kgwb.viz.graph import EgoConfig, ego_graph, ego_title, graph_html
 
+    config = EgoConfig.from_args(args)
     kg = KnowledgeGraph.load(kg_folder(args.kg_dir))
-    g = ego_graph(kg, args.node_id, hops=args.hops, max_nodes=args.max_nodes)
+    g = ego_graph(kg, args.node_id, hops=config.hops, max_nodes=config.max_nodes)
     graph_html(g, title=ego_title(g), centre=args.node_id, path=args.out)
     print_json(
         {

@@ -36,6 +36,7 @@ import html
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ import pandas as pd
 
 from kgwb.errors import ConfigError, DataError
 from kgwb.kg.model import PROVENANCE_COLUMNS, KnowledgeGraph
+from kgwb.stage import StageConfig, option
 
 #: node type -> vis-network colour and shape (other types get :data:`DEFAULT_NODE_STYLE`)
 NODE_STYLES: dict[str, dict[str, str]] = {
@@ -119,6 +121,18 @@ def _check_node(kg: KnowledgeGraph, node_id: str) -> None:
         )
 
 
+@dataclass
+class EgoConfig(StageConfig):
+    """How much of a node's neighbourhood a view shows (the flags of ``kgwb viz ego``)."""
+
+    hops: int = option(2, "neighbourhood radius")
+    max_nodes: int = option(200, "node cap")
+
+    def validate(self) -> None:
+        if self.max_nodes < 1:
+            raise ConfigError(f"max_nodes must be at least 1, not {self.max_nodes}")
+
+
 def ego_graph(kg: KnowledgeGraph, node_id: str, *, hops: int = 2, max_nodes: int = 200) -> Any:
     """The neighbourhood of ``node_id`` within ``hops`` edges (followed in either direction) as a
     ``networkx.MultiDiGraph`` of at most ``max_nodes`` nodes, chosen as the module docstring says.
@@ -127,11 +141,16 @@ def ego_graph(kg: KnowledgeGraph, node_id: str, *, hops: int = 2, max_nodes: int
     attributes: relation, source, confidence and the provenance columns that are set.  Graph
     attributes: centre, hops, max_nodes, dropped (neighbours within ``hops`` left out).
     """
-    import networkx as nx
-
     if max_nodes < 1:
         raise ConfigError(f"max_nodes must be at least 1, not {max_nodes}")
     _check_node(kg, node_id)
+    hop_of, dropped = _ego_hops(kg, node_id, hops, max_nodes)
+    return _ego_networkx(kg, node_id, hop_of, hops=hops, max_nodes=max_nodes, dropped=dropped)
+
+
+def _ego_hops(kg: KnowledgeGraph, node_id: str, hops: int, max_nodes: int) -> tuple[dict, int]:
+    """The hop of each node kept (breadth first, at most ``max_nodes``) and how many
+    neighbours within ``hops`` were left out."""
     edges = kg.edges
     heads = edges["head"].to_numpy(dtype=object)
     tails = edges["tail"].to_numpy(dtype=object)
@@ -156,22 +175,8 @@ def ego_graph(kg: KnowledgeGraph, node_id: str, *, hops: int = 2, max_nodes: int
         cand = cand[~cand["node"].isin(pd.Index(list(hop_of)))]
         if cand.empty:
             break
-        # best linking edge per candidate: highest confidence, then the most trusted source
-        best = cand.groupby("node", sort=False).agg(
-            confidence=("confidence", "max"), priority=("priority", "min")
-        )
-        room = max_nodes - len(hop_of)
-        if len(best) > room:
-            best["degree"] = _node_degrees(kg, best.index).reindex(best.index).fillna(0)
-            best = best.reset_index().sort_values(
-                ["confidence", "priority", "degree", "node"],
-                ascending=[False, True, False, True],
-                kind="mergesort",
-            )
-            dropped += len(best) - room
-            chosen = best["node"].iloc[:room].tolist()
-        else:
-            chosen = sorted(best.index)
+        chosen, left_out = _choose_neighbours(kg, cand, max_nodes - len(hop_of))
+        dropped += left_out
         for n in chosen:
             hop_of[n] = hop
         frontier = set(chosen)
@@ -182,7 +187,32 @@ def ego_graph(kg: KnowledgeGraph, node_id: str, *, hops: int = 2, max_nodes: int
                 more = set(tails[pd.Index(heads).isin(nxt)]) | set(heads[pd.Index(tails).isin(nxt)])
                 dropped += len(more - set(hop_of))
             break
+    return hop_of, dropped
 
+
+def _choose_neighbours(kg: KnowledgeGraph, cand: pd.DataFrame, room: int) -> tuple[list, int]:
+    """The candidates that fit in ``room`` (by their best linking edge: highest confidence,
+    then the most trusted source, then degree) and how many were left out."""
+    best = cand.groupby("node", sort=False).agg(
+        confidence=("confidence", "max"), priority=("priority", "min")
+    )
+    if len(best) <= room:
+        return sorted(best.index), 0
+    best["degree"] = _node_degrees(kg, best.index).reindex(best.index).fillna(0)
+    best = best.reset_index().sort_values(
+        ["confidence", "priority", "degree", "node"],
+        ascending=[False, True, False, True],
+        kind="mergesort",
+    )
+    return best["node"].iloc[:room].tolist(), len(best) - room
+
+
+def _ego_networkx(
+    kg: KnowledgeGraph, node_id: str, hop_of: dict, *, hops: int, max_nodes: int, dropped: int
+) -> Any:
+    import networkx as nx
+
+    edges = kg.edges
     keep = pd.Index(list(hop_of))
     node_table = kg.nodes[kg.nodes["node_id"].isin(keep)]
     edge_table = edges[edges["head"].isin(keep) & edges["tail"].isin(keep)]

@@ -88,7 +88,6 @@ def load_kgat(path: str | Path, *, errors: Errors = "raise", name: str | None = 
         if file.exists():
             maps[kind] = _read_list(file, kind, errors, report)
     user_map, item_map = maps.get("user"), maps.get("item")
-    relation_map, entity_map = maps.get("relation"), maps.get("entity")
 
     split_rows = []
     for split, required in SPLIT_FILES:
@@ -98,11 +97,35 @@ def load_kgat(path: str | Path, *, errors: Errors = "raise", name: str | None = 
         users, pairs = _read_interactions(file, user_map, item_map, errors, report)
         split_rows.append((split, users, pairs))
 
-    heads, relations, tails = _read_kg(
-        root / "kg_final.txt", relation_map, entity_map, errors, report
+    triples = _read_kg(
+        root / "kg_final.txt", maps.get("relation"), maps.get("entity"), errors, report
+    )
+    users, items, item_remaps = _users_and_items(split_rows, user_map, item_map)
+    n_items = int(item_remaps.max()) + 1 if len(item_remaps) else 0
+    entities, item_entities, kg = _kg_tables(maps, triples, items, item_remaps, n_items)
+    return Dataset(
+        name=name or dataset_name(root, "kgat"),
+        items=items,
+        users=users,
+        interactions=_interactions(split_rows, user_map, item_map),
+        kg=kg,
+        entities=entities,
+        item_entities=item_entities,
+        meta={
+            "format": "kgat",
+            "source": str(root),
+            "name_maps": sorted(maps),
+            "n_items_kgat": n_items,
+        },
+        report=report,
     )
 
-    # ---- users and items
+
+def _users_and_items(
+    split_rows: list, user_map: IdMap | None, item_map: IdMap | None
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """The users and items tables (from the name maps, else the ids seen in the splits) and
+    the items' remap ids."""
     seen_users = np.concatenate([u for _, u, _ in split_rows]) if split_rows else np.array([])
     seen_items = np.concatenate([p[:, 1] for _, _, p in split_rows])
     if user_map is not None:
@@ -115,9 +138,10 @@ def load_kgat(path: str | Path, *, errors: Errors = "raise", name: str | None = 
     else:
         item_remaps = np.unique(seen_items)
         items = pd.DataFrame({"item_id": _int_names(item_remaps)})
-    n_items = int(item_remaps.max()) + 1 if len(item_remaps) else 0
+    return users, items, item_remaps
 
-    # ---- interactions
+
+def _interactions(split_rows: list, user_map: IdMap | None, item_map: IdMap | None) -> pd.DataFrame:
     parts = []
     for split, _, pairs in split_rows:
         u, i = pairs[:, 0], pairs[:, 1]
@@ -130,70 +154,81 @@ def load_kgat(path: str | Path, *, errors: Errors = "raise", name: str | None = 
                 }
             )
         )
-    interactions = pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True)
 
-    # ---- knowledge graph
+
+def _kg_tables(
+    maps: dict[str, IdMap],
+    triples: tuple,
+    items: pd.DataFrame,
+    item_remaps: np.ndarray,
+    n_items: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(entities, item_entities, kg)``, named through ``entity_list.txt`` when there is one."""
+    heads, relations, tails = triples
+    entity_map, relation_map = maps.get("entity"), maps.get("relation")
     if entity_map is not None:
-        entity_ids = _entity_ids(entity_map)
-        if entity_map.type is not None:
-            types = entity_map.type
-        else:
-            types = pd.Series(np.where(entity_map.remap < n_items, "item", "entity"), dtype="str")
-        entities = pd.DataFrame(
-            {"entity_id": entity_ids, "type": types.reset_index(drop=True), "name": entity_map.org}
+        entities, item_entities, entity_ids = _mapped_entities(
+            entity_map, items, item_remaps, n_items
         )
         head_ids, tail_ids = (
             entity_map.names(heads, entity_ids),
             entity_map.names(tails, entity_ids),
         )
-        item_pos = entity_map.position(item_remaps)
-        has_entity = item_pos >= 0
-        item_entities = pd.DataFrame(
-            {
-                "item_id": items["item_id"][has_entity].reset_index(drop=True),
-                "entity_id": entity_ids.iloc[item_pos[has_entity]].reset_index(drop=True),
-            }
-        )
     else:
-        ent = np.unique(np.concatenate([heads, tails, item_remaps]))
-        entity_ids = _int_names(ent)
-        is_item = ent < n_items
-        names = entity_ids.copy()
-        item_row = pd.Series(np.arange(len(item_remaps)), index=item_remaps)
-        known_item = is_item & np.isin(ent, item_remaps)
-        names[known_item] = items["item_id"].iloc[item_row[ent[known_item]].to_numpy()].to_numpy()
-        entities = pd.DataFrame(
-            {
-                "entity_id": entity_ids,
-                "type": pd.Series(np.where(is_item, "item", "entity"), dtype="str"),
-                "name": names,
-            }
-        )
+        entities, item_entities = _numbered_entities(heads, tails, items, item_remaps, n_items)
         head_ids, tail_ids = _int_names(heads), _int_names(tails)
-        item_entities = pd.DataFrame(
-            {"item_id": items["item_id"], "entity_id": _int_names(item_remaps)}
-        )
     relation_ids = (
         relation_map.names(relations) if relation_map is not None else _int_names(relations)
     )
     kg = pd.DataFrame({"head": head_ids, "relation": relation_ids, "tail": tail_ids})
+    return entities, item_entities, kg
 
-    return Dataset(
-        name=name or dataset_name(root, "kgat"),
-        items=items,
-        users=users,
-        interactions=interactions,
-        kg=kg,
-        entities=entities,
-        item_entities=item_entities,
-        meta={
-            "format": "kgat",
-            "source": str(root),
-            "name_maps": sorted(maps),
-            "n_items_kgat": n_items,
-        },
-        report=report,
+
+def _mapped_entities(
+    entity_map: IdMap, items: pd.DataFrame, item_remaps: np.ndarray, n_items: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    entity_ids = _entity_ids(entity_map)
+    if entity_map.type is not None:
+        types = entity_map.type
+    else:
+        types = pd.Series(np.where(entity_map.remap < n_items, "item", "entity"), dtype="str")
+    entities = pd.DataFrame(
+        {"entity_id": entity_ids, "type": types.reset_index(drop=True), "name": entity_map.org}
     )
+    item_pos = entity_map.position(item_remaps)
+    has_entity = item_pos >= 0
+    item_entities = pd.DataFrame(
+        {
+            "item_id": items["item_id"][has_entity].reset_index(drop=True),
+            "entity_id": entity_ids.iloc[item_pos[has_entity]].reset_index(drop=True),
+        }
+    )
+    return entities, item_entities, entity_ids
+
+
+def _numbered_entities(
+    heads: np.ndarray, tails: np.ndarray, items: pd.DataFrame, item_remaps: np.ndarray, n_items: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Entities named by their remap ids (items by their item id) when there is no entity list."""
+    ent = np.unique(np.concatenate([heads, tails, item_remaps]))
+    entity_ids = _int_names(ent)
+    is_item = ent < n_items
+    names = entity_ids.copy()
+    item_row = pd.Series(np.arange(len(item_remaps)), index=item_remaps)
+    known_item = is_item & np.isin(ent, item_remaps)
+    names[known_item] = items["item_id"].iloc[item_row[ent[known_item]].to_numpy()].to_numpy()
+    entities = pd.DataFrame(
+        {
+            "entity_id": entity_ids,
+            "type": pd.Series(np.where(is_item, "item", "entity"), dtype="str"),
+            "name": names,
+        }
+    )
+    item_entities = pd.DataFrame(
+        {"item_id": items["item_id"], "entity_id": _int_names(item_remaps)}
+    )
+    return entities, item_entities
 
 
 # ------------------------------------------------------------------------------ the readers

@@ -132,9 +132,46 @@ def load_tables(
     check_errors(errors)
     files = _roles(source, interactions=interactions, items=items, users=users, reviews=reviews)
     report = LoadReport()
+    read, sources = _read_roles(files, errors, report)
     tables: dict[str, pd.DataFrame] = {}
     kg_parts: dict[str, Any] = {}
+    # users and items first, so that interactions and reviews can be checked against them
+    for role in ROLES:
+        if role not in read:
+            continue
+        rows, has_header = read[role]
+        _rename(rows, _mapping(role, rows.df.columns, columns))
+        _require(rows, role, has_header)
+        tables[role], extra = _canonical(rows, role, tables)
+        kg_parts.update(extra)
+    items_df, users_df, inter_df = _complete_tables(tables)
 
+    kg = entities = item_entities = None
+    if kg_parts:
+        kg, entities, item_entities = _knowledge_graph(items_df, kg_parts)
+    first = next(iter(files.values()))
+    return Dataset(
+        name=name or _default_name(source, first),
+        items=items_df,
+        users=users_df,
+        interactions=inter_df,
+        reviews=tables.get("reviews"),
+        kg=kg,
+        entities=entities,
+        item_entities=item_entities,
+        meta={
+            "format": "table",
+            "source": sources,
+        },
+        report=report,
+    )
+
+
+def _read_roles(
+    files: dict[str, Path], errors: Errors, report: LoadReport
+) -> tuple[dict[str, tuple[Rows, bool]], dict[str, str]]:
+    """Each file read, by role (``auto`` guessed from its columns): ``(rows, has_header)``,
+    and the file of each role."""
     read: dict[str, tuple[Rows, bool]] = {}
     sources: dict[str, str] = {}
     for key, file in files.items():
@@ -148,16 +185,14 @@ def load_tables(
             )
         read[role] = (rows, has_header)
         sources[role] = str(file)
-    # users and items first, so that interactions and reviews can be checked against them
-    for role in ROLES:
-        if role not in read:
-            continue
-        rows, has_header = read[role]
-        _rename(rows, _mapping(role, rows.df.columns, columns))
-        _require(rows, role, has_header)
-        tables[role], extra = _canonical(rows, role, tables)
-        kg_parts.update(extra)
+    return read, sources
 
+
+def _complete_tables(
+    tables: dict[str, pd.DataFrame],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(items, users, interactions)``: interactions from the reviews when there is no
+    interaction table, users and items from the ids seen when their tables are missing."""
     items_df = tables.get("items")
     users_df = tables.get("users")
     reviews_df = tables.get("reviews")
@@ -174,26 +209,7 @@ def load_tables(
         items_df = pd.DataFrame({"item_id": first_seen(df["item_id"] for df in activity)})
     if users_df is None:
         users_df = pd.DataFrame({"user_id": first_seen(df["user_id"] for df in activity)})
-
-    kg = entities = item_entities = None
-    if kg_parts:
-        kg, entities, item_entities = _knowledge_graph(items_df, kg_parts)
-    first = next(iter(files.values()))
-    return Dataset(
-        name=name or _default_name(source, first),
-        items=items_df,
-        users=users_df,
-        interactions=inter_df,
-        reviews=reviews_df,
-        kg=kg,
-        entities=entities,
-        item_entities=item_entities,
-        meta={
-            "format": "table",
-            "source": sources,
-        },
-        report=report,
-    )
+    return items_df, users_df, inter_df
 
 
 # ----------------------------------------------------------------------------- the sources
@@ -583,8 +599,33 @@ def _canonical(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Check and convert one role's rows; returns the table and KG material (items only)."""
     df = rows.df
-    id_columns = [c for c in ("user_id", "item_id") if c in df.columns]
-    for column in id_columns:
+    _check_ids(rows, df)
+    converted = _converted_columns(rows, df, role)
+    _flag_duplicates(rows, df, role, converted)
+    if role in ("interactions", "reviews"):
+        for key, ref in (("item_id", "items"), ("user_id", "users")):
+            if ref in tables and len(rows):
+                rows.flag(
+                    ~isin(df[key], tables[ref][key]),
+                    f"unknown {key}",
+                    column=key,
+                    expected=f"an id present in the {ref} table",
+                    values=df[key],
+                )
+    keep = rows.compact()
+    for column, values in converted.items():
+        rows.df[column] = values[keep].reset_index(drop=True)
+    df = rows.finish()
+
+    extra: dict[str, Any] = {}
+    if role == "items":
+        df, extra = _item_fields(df)
+    return _flatten_nested(df), extra
+
+
+def _check_ids(rows: Rows, df: pd.DataFrame) -> None:
+    """User and item ids as strings; empty ones and ones with control characters flagged."""
+    for column in [c for c in ("user_id", "item_id") if c in df.columns]:
         missing = df[column].isna().to_numpy(dtype=bool)  # JSON null is no id, not "None"
         df[column] = _id_strings(df[column])
         rows.flag(
@@ -597,6 +638,10 @@ def _canonical(
             expected="an id without NUL or control characters",
             values=df[column],
         )
+
+
+def _converted_columns(rows: Rows, df: pd.DataFrame, role: str) -> dict[str, pd.Series]:
+    """Ratings, timestamps, splits and prices parsed (unparseable ones flagged)."""
     converted: dict[str, pd.Series] = {}
     if "rating" in df.columns and role in ("interactions", "reviews"):
         parsed, bad = to_float(df["rating"])
@@ -626,6 +671,13 @@ def _canonical(
         parsed, bad = _prices(df["price"])
         rows.flag(bad, NOT_NUMBER, column="price", expected="a price", values=df["price"])
         converted["price"] = parsed
+    return converted
+
+
+def _flag_duplicates(
+    rows: Rows, df: pd.DataFrame, role: str, converted: dict[str, pd.Series]
+) -> None:
+    """A user or item listed twice; an interaction (user, item[, timestamp]) given twice."""
     if role in ("items", "users"):
         key = "item_id" if role == "items" else "user_id"
         rows.flag(
@@ -648,25 +700,6 @@ def _canonical(
             values=df["item_id"],
             always_skip=True,
         )
-    if role in ("interactions", "reviews"):
-        for key, ref in (("item_id", "items"), ("user_id", "users")):
-            if ref in tables and len(rows):
-                rows.flag(
-                    ~isin(df[key], tables[ref][key]),
-                    f"unknown {key}",
-                    column=key,
-                    expected=f"an id present in the {ref} table",
-                    values=df[key],
-                )
-    keep = rows.compact()
-    for column, values in converted.items():
-        rows.df[column] = values[keep].reset_index(drop=True)
-    df = rows.finish()
-
-    extra: dict[str, Any] = {}
-    if role == "items":
-        df, extra = _item_fields(df)
-    return _flatten_nested(df), extra
 
 
 def _id_strings(values: pd.Series) -> pd.Series:

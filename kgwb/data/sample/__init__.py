@@ -354,32 +354,37 @@ def _kg_tables(
     return kg, entities, item_entities
 
 
-def _truth_tables(items, brands, tax, users, inter, reviews) -> dict[str, pd.DataFrame]:
+def _text_truth(items, tax) -> dict[str, pd.DataFrame]:
+    """Where each value was written (``attribute_spans``) and every item's true values."""
     values = np.asarray(tax.value_name, dtype=object)
     spans = items.spans
-    truth: dict[str, pd.DataFrame] = {}
-    truth["attribute_spans"] = pd.DataFrame(
-        {
-            "item_id": _take(items.id_array, spans["item"]),
-            "field": _str(spans["field"]),
-            "attribute": _str(spans["attribute"]),
-            "value": _str(spans["value"]),
-            "canonical": _str(spans["canonical"]),
-            "start": spans["start"].astype(np.int64),
-            "end": spans["end"].astype(np.int64),
-        }
-    )
     in_text = items.in_title | items.in_description
-    truth["item_attributes_true"] = pd.DataFrame(
-        {
-            "item_id": _take(items.id_array, items.attr_item),
-            "attribute": _str(_attr_names(items.attr_attr)),
-            "value": _str(values[items.attr_code]),
-            "in_catalog": items.in_catalog.copy(),
-            "in_text": in_text,
-        }
-    )
+    return {
+        "attribute_spans": pd.DataFrame(
+            {
+                "item_id": _take(items.id_array, spans["item"]),
+                "field": _str(spans["field"]),
+                "attribute": _str(spans["attribute"]),
+                "value": _str(spans["value"]),
+                "canonical": _str(spans["canonical"]),
+                "start": spans["start"].astype(np.int64),
+                "end": spans["end"].astype(np.int64),
+            }
+        ),
+        "item_attributes_true": pd.DataFrame(
+            {
+                "item_id": _take(items.id_array, items.attr_item),
+                "attribute": _str(_attr_names(items.attr_attr)),
+                "value": _str(values[items.attr_code]),
+                "in_catalog": items.in_catalog.copy(),
+                "in_text": in_text,
+            }
+        ),
+    }
 
+
+def _entity_variants(brands, tax) -> pd.DataFrame:
+    """Every surface spelling of a brand or attribute value with its canonical entity."""
     surf, cid, cname, kind, attr = [], [], [], [], []
     for b, name in enumerate(brands.names):
         for s in [name, *brands.variants[b]]:
@@ -396,7 +401,7 @@ def _truth_tables(items, brands, tax, users, inter, reviews) -> dict[str, pd.Dat
             cname.append(name)
             kind.append("attribute_value")
             attr.append(a)
-    truth["entity_variants"] = pd.DataFrame(
+    return pd.DataFrame(
         {
             "surface": _str(surf),
             "canonical_id": _str(cid),
@@ -405,49 +410,70 @@ def _truth_tables(items, brands, tax, users, inter, reviews) -> dict[str, pd.Dat
             "attribute": _str(attr),
         }
     )
+
+
+def _latent_truth(items, brands, users) -> dict[str, pd.DataFrame]:
+    """The brand of each item, and the hidden user and item factors the behaviour drew on."""
     brand_ids = np.asarray(brands.ids, dtype=object)
-    truth["item_brand_true"] = pd.DataFrame(
-        {
-            "item_id": _take(items.id_array, np.arange(items.n)),
-            "brand_id": _str(brand_ids[items.brand]),
-            "brand": _str(np.asarray(brands.names, dtype=object)[items.brand]),
-        }
-    )
-    truth["user_tastes"] = _user_tastes(users, brands, tax)
-    truth["user_latent"] = pd.DataFrame(
-        {
-            "user_id": _take(users.id_array, np.arange(users.n)),
-            "activity": users.activity,
-            "rating_bias": users.bias,
-        }
-    )
-    truth["item_latent"] = pd.DataFrame(
-        {
-            "item_id": _take(items.id_array, np.arange(items.n)),
-            "popularity": items.popularity,
-            "quality": items.quality,
-        }
-    )
-    truth["interaction_modes"] = pd.DataFrame(
-        {
-            "user_id": _take(users.id_array, inter.user),
-            "item_id": _take(items.id_array, inter.item),
-            "mode": pd.Categorical.from_codes(inter.mode, categories=list(MODES)),
-        }
-    )
+    return {
+        "item_brand_true": pd.DataFrame(
+            {
+                "item_id": _take(items.id_array, np.arange(items.n)),
+                "brand_id": _str(brand_ids[items.brand]),
+                "brand": _str(np.asarray(brands.names, dtype=object)[items.brand]),
+            }
+        ),
+        "user_latent": pd.DataFrame(
+            {
+                "user_id": _take(users.id_array, np.arange(users.n)),
+                "activity": users.activity,
+                "rating_bias": users.bias,
+            }
+        ),
+        "item_latent": pd.DataFrame(
+            {
+                "item_id": _take(items.id_array, np.arange(items.n)),
+                "popularity": items.popularity,
+                "quality": items.quality,
+            }
+        ),
+    }
+
+
+def _behaviour_truth(items, tax, users, inter, reviews) -> dict[str, pd.DataFrame]:
+    """Why each interaction happened, and which attribute each review mentions."""
+    values = np.asarray(tax.value_name, dtype=object)
     rows = reviews.rows[reviews.mention]
     mentioned = inter.item[rows]
-    truth["review_mentions"] = pd.DataFrame(
-        {
-            "user_id": _take(users.id_array, inter.user[rows]),
-            "item_id": _take(items.id_array, mentioned),
-            "attribute": _str(_attr_names(items.review_mention_attr[mentioned])),
-            "value": _str(values[items.review_mention_code[mentioned]]),
-            "sentiment": _str(
-                np.asarray(behaviour.SENTIMENTS, dtype=object)[reviews.sentiment[reviews.mention]]
-            ),
-        }
-    )
+    sentiment = np.asarray(behaviour.SENTIMENTS, dtype=object)[reviews.sentiment[reviews.mention]]
+    return {
+        "interaction_modes": pd.DataFrame(
+            {
+                "user_id": _take(users.id_array, inter.user),
+                "item_id": _take(items.id_array, inter.item),
+                "mode": pd.Categorical.from_codes(inter.mode, categories=list(MODES)),
+            }
+        ),
+        "review_mentions": pd.DataFrame(
+            {
+                "user_id": _take(users.id_array, inter.user[rows]),
+                "item_id": _take(items.id_array, mentioned),
+                "attribute": _str(_attr_names(items.review_mention_attr[mentioned])),
+                "value": _str(values[items.review_mention_code[mentioned]]),
+                "sentiment": _str(sentiment),
+            }
+        ),
+    }
+
+
+def _truth_tables(items, brands, tax, users, inter, reviews) -> dict[str, pd.DataFrame]:
+    truth: dict[str, pd.DataFrame] = _text_truth(items, tax)
+    truth["entity_variants"] = _entity_variants(brands, tax)
+    latent = _latent_truth(items, brands, users)
+    truth["item_brand_true"] = latent.pop("item_brand_true")
+    truth["user_tastes"] = _user_tastes(users, brands, tax)
+    truth.update(latent)  # user_latent, item_latent
+    truth.update(_behaviour_truth(items, tax, users, inter, reviews))
     return truth
 
 

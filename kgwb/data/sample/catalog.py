@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,8 @@ def _parse_value(spec: str) -> list[str]:
     return [s.strip() for s in spec.split("|") if s.strip()]
 
 
-def build_taxonomy() -> Taxonomy:
+def _category_tree() -> dict:
+    """The category nodes (domain > group > leaf, ids ``C001``...) and each leaf's place."""
     ids, names, parent, level = [], [], [], []
     node_of: dict[tuple[str, ...], int] = {}
 
@@ -91,7 +93,25 @@ def build_taxonomy() -> Taxonomy:
         paths.append(f"{leaf.domain} > {leaf.group} > {leaf.name}")
     if len(set(names)) != len(names):
         raise AssertionError("category names must be unique across levels")
+    groups: list[list[int]] = [[] for _ in group_index]
+    for i, g in enumerate(leaf_group):
+        groups[g].append(i)
+    return {
+        "category_ids": ids,
+        "category_names": names,
+        "category_parent": parent,
+        "category_level": level,
+        "leaf_node": np.asarray(leaf_node),
+        "leaf_domain": np.asarray(leaf_domain),
+        "leaf_group": np.asarray(leaf_group),
+        "leaf_path": paths,
+        "group_leaves": groups,
+    }
 
+
+def _value_table() -> tuple[dict, dict[tuple[int, str], int]]:
+    """Every attribute value (canonical name, surface spellings) and its code by
+    ``(attribute, canonical)``."""
     value_attr, value_name, value_surfaces, value_listed, offsets = [], [], [], [], []
     code_of: dict[tuple[int, str], int] = {}
     for a, spec in enumerate(ATTRIBUTES):
@@ -110,7 +130,19 @@ def build_taxonomy() -> Taxonomy:
             value_surfaces.append(surfaces)
             value_listed.append(listed)
     offsets.append(len(value_name))
+    table = {
+        "value_attr": np.asarray(value_attr),
+        "value_name": value_name,
+        "value_offset": np.asarray(offsets),
+        "value_surfaces": value_surfaces,
+        "value_listed": np.asarray(value_listed),
+    }
+    return table, code_of
 
+
+def _leaf_attributes(values: dict, code_of: dict[tuple[int, str], int]) -> list:
+    """Per leaf: ``(attribute, optional, value codes)`` of the attributes its items carry."""
+    offsets, value_name = values["value_offset"], values["value_name"]
     leaf_attrs = []
     for leaf in LEAVES:
         entries = []
@@ -127,28 +159,19 @@ def build_taxonomy() -> Taxonomy:
                 ]
             entries.append((a, optional, np.asarray(codes, dtype=np.int64)))
         leaf_attrs.append(entries)
+    return leaf_attrs
+
+
+def build_taxonomy() -> Taxonomy:
+    tree = _category_tree()
+    values, code_of = _value_table()
     leaf_index = {leaf.name: i for i, leaf in enumerate(LEAVES)}
     complements = [[leaf_index[c] for c in leaf.complements] for leaf in LEAVES]
-    groups: list[list[int]] = [[] for _ in group_index]
-    for i, g in enumerate(leaf_group):
-        groups[g].append(i)
     return Taxonomy(
-        category_ids=ids,
-        category_names=names,
-        category_parent=parent,
-        category_level=level,
-        leaf_node=np.asarray(leaf_node),
-        leaf_domain=np.asarray(leaf_domain),
-        leaf_group=np.asarray(leaf_group),
-        leaf_path=paths,
-        value_attr=np.asarray(value_attr),
-        value_name=value_name,
-        value_offset=np.asarray(offsets),
-        value_surfaces=value_surfaces,
-        value_listed=np.asarray(value_listed),
-        leaf_attrs=leaf_attrs,
+        **tree,
+        **values,
+        leaf_attrs=_leaf_attributes(values, code_of),
         leaf_complements=complements,
-        group_leaves=groups,
         taste_attrs=np.asarray([vocab.ATTRIBUTE_INDEX[n] for n in vocab.TASTE_ATTRIBUTES]),
     )
 
@@ -239,15 +262,8 @@ def _brand_variant_candidates(name: str, rng: np.random.Generator) -> list[str]:
     return unique
 
 
-def make_brands(rng: np.random.Generator, n_brands: int, tax: Taxonomy) -> Brands:
-    n_domains = len(vocab.DOMAINS)
-    if n_brands < 2 * n_domains:
-        raise ConfigError(f"n_brands must be at least {2 * n_domains} (two per top-level category)")
-    leaves_per_domain = np.bincount(tax.leaf_domain, minlength=n_domains)
-    alloc = 2 + rng.multinomial(
-        n_brands - 2 * n_domains, leaves_per_domain / leaves_per_domain.sum()
-    )
-
+def _brand_names(rng: np.random.Generator, alloc: np.ndarray) -> tuple[list[str], list[int]]:
+    """``alloc[d]`` distinct brand names for each domain ``d`` (unique once normalised)."""
     names: list[str] = []
     domains: list[int] = []
     taken: set[str] = set()
@@ -263,13 +279,14 @@ def make_brands(rng: np.random.Generator, n_brands: int, tax: Taxonomy) -> Brand
                     names.append(name)
                     domains.append(d)
                     break
-    n = len(names)
-    ids = [f"B{i + 1:04d}" for i in range(n)]
-    rank = rng.permutation(n)
-    weight = (rank + 1.0) ** -1.0
-    weight /= weight.sum()
-    premium = np.exp(rng.normal(0.0, 0.35, size=n))
+    return names, domains
 
+
+def _brand_leaves(
+    rng: np.random.Generator, tax: Taxonomy, domains: list[int], rank: np.ndarray
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Each brand's active leaves and each leaf's brands (at least two per leaf)."""
+    n, n_domains = len(domains), len(vocab.DOMAINS)
     # active leaves: mostly within one group of the brand's domain, big brands in more leaves
     domain_leaves = [np.flatnonzero(tax.leaf_domain == d) for d in range(n_domains)]
     leaves: list[list[int]] = []
@@ -294,8 +311,12 @@ def make_brands(rng: np.random.Generator, n_brands: int, tax: Taxonomy) -> Brand
         for b in pool[: 2 - len(per_leaf[leaf])]:
             per_leaf[leaf].append(b)
             leaves[b] = sorted(leaves[b] + [leaf])
+    return leaves, per_leaf
 
-    # surface variants; drop any spelling two brands could share (case-insensitively)
+
+def _brand_variants(rng: np.random.Generator, names: list[str]) -> list[list[str]]:
+    """Surface variants per brand; any spelling two brands could share (case-insensitively)
+    is dropped."""
     candidates = [_brand_variant_candidates(name, rng) for name in names]
     owners: dict[str, set[int]] = {}
     for b, name in enumerate(names):
@@ -303,7 +324,7 @@ def make_brands(rng: np.random.Generator, n_brands: int, tax: Taxonomy) -> Brand
         for s in candidates[b]:
             owners.setdefault(normalise(s), set()).add(b)
     variants = []
-    for b in range(n):
+    for b in range(len(names)):
         ok = [s for s in candidates[b] if len(owners[normalise(s)]) == 1 and s.strip()]
         keep = int(rng.integers(3, 7))
         # case variants first (they always survive), then a random choice of the rest
@@ -311,6 +332,25 @@ def make_brands(rng: np.random.Generator, n_brands: int, tax: Taxonomy) -> Brand
         take = min(len(rest), keep - len(head))
         picked = sorted(rng.choice(len(rest), size=take, replace=False)) if take > 0 else []
         variants.append(head + [rest[i] for i in picked])
+    return variants
+
+
+def make_brands(rng: np.random.Generator, n_brands: int, tax: Taxonomy) -> Brands:
+    n_domains = len(vocab.DOMAINS)
+    if n_brands < 2 * n_domains:
+        raise ConfigError(f"n_brands must be at least {2 * n_domains} (two per top-level category)")
+    leaves_per_domain = np.bincount(tax.leaf_domain, minlength=n_domains)
+    alloc = 2 + rng.multinomial(
+        n_brands - 2 * n_domains, leaves_per_domain / leaves_per_domain.sum()
+    )
+    names, domains = _brand_names(rng, alloc)
+    n = len(names)
+    ids = [f"B{i + 1:04d}" for i in range(n)]
+    rank = rng.permutation(n)
+    weight = (rank + 1.0) ** -1.0
+    weight /= weight.sum()
+    premium = np.exp(rng.normal(0.0, 0.35, size=n))
+    leaves, per_leaf = _brand_leaves(rng, tax, domains, rank)
     return Brands(
         ids=ids,
         names=names,
@@ -318,7 +358,7 @@ def make_brands(rng: np.random.Generator, n_brands: int, tax: Taxonomy) -> Brand
         weight=weight,
         premium=premium,
         leaves=leaves,
-        variants=variants,
+        variants=_brand_variants(rng, names),
         leaf_brands=[np.asarray(sorted(bs), dtype=np.int64) for bs in per_leaf],
     )
 
@@ -379,6 +419,107 @@ def _zipf_weights(rng: np.random.Generator, k: int, exponent: float = 1.0) -> np
     return w / w.sum()
 
 
+def _item_brands(
+    rng: np.random.Generator, leaf: np.ndarray, brands: Brands, canonical_brand_share: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's brand (among its leaf's brands, by weight) and the spelling on its listing."""
+    n_items = len(leaf)
+    brand = np.empty(n_items, dtype=np.int64)
+    for lf in range(len(brands.leaf_brands)):
+        members = np.flatnonzero(leaf == lf)
+        cands = brands.leaf_brands[lf]
+        w = brands.weight[cands]
+        brand[members] = rng.choice(cands, size=len(members), p=w / w.sum())
+
+    # the spelling on the listing: canonical, else one of the brand's variants (first ones likelier)
+    surface = np.asarray(brands.names, dtype=object)[brand]
+    use_variant = rng.random(n_items) >= canonical_brand_share
+    pick = rng.random(n_items)
+    for i in np.flatnonzero(use_variant):
+        vs = brands.variants[brand[i]]
+        if vs:
+            surface[i] = vs[min(int(pick[i] ** 1.5 * len(vs)), len(vs) - 1)]
+    return brand, surface
+
+
+def _item_prices(
+    rng: np.random.Generator, leaf: np.ndarray, brand: np.ndarray, brands: Brands, n_leaves: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prices around the leaf's median (brand premium, noise) and the price tier within the leaf."""
+    n_items = len(leaf)
+    medians = np.asarray([leaf_spec.price for leaf_spec in LEAVES])
+    raw = medians[leaf] * brands.premium[brand] * np.exp(rng.normal(0.0, 0.4, size=n_items))
+    price = np.maximum(np.round(raw) - 0.01, 0.99)
+    tier = np.zeros(n_items, dtype=np.int64)
+    for lf in range(n_leaves):
+        members = np.flatnonzero(leaf == lf)
+        order = np.argsort(np.argsort(price[members], kind="stable"), kind="stable")
+        tier[members] = (3 * order) // max(len(members), 1)
+    return price, tier
+
+
+def _item_popularity(
+    rng: np.random.Generator, brand: np.ndarray, brands: Brands, popularity_exponent: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Zipf popularity by a brand-weighted score, and a quality correlated with it."""
+    n_items = len(brand)
+    score = 0.5 * np.log(brands.weight[brand]) + rng.normal(0.0, 1.0, size=n_items)
+    rank = np.empty(n_items, dtype=np.int64)
+    rank[np.argsort(-score, kind="stable")] = np.arange(n_items)
+    popularity = (rank + 1.0) ** -popularity_exponent
+    popularity /= popularity.sum()
+    z = (score - score.mean()) / (score.std() + 1e-9)
+    quality = 0.2 * z + rng.normal(0.0, 0.5, size=n_items)
+    return popularity, quality
+
+
+def _item_attribute_rows(
+    rng: np.random.Generator, leaf: np.ndarray, brand: np.ndarray, tax: Taxonomy, n_brands: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The true attribute values (item, attribute, code), sorted by item then attribute."""
+    brand_hash = rng.integers(0, 1 << 30, size=n_brands)
+    rows_item, rows_attr, rows_code = [], [], []
+    for lf in range(tax.n_leaves):
+        members = np.flatnonzero(leaf == lf)
+        for a, optional, codes in tax.leaf_attrs[lf]:
+            have = members[rng.random(len(members)) < vocab.OPTIONAL_SHARE] if optional else members
+            if not len(have):
+                continue
+            w = _zipf_weights(rng, len(codes), 0.8)
+            chosen = codes[rng.choice(len(codes), size=len(have), p=w)]
+            # brands keep signature values (a brand's candles are mostly soy wax)
+            signature = codes[(brand_hash[brand[have]] + 7 * a + 13 * lf) % len(codes)]
+            keep_sig = rng.random(len(have)) < 0.35
+            rows_item.append(have)
+            rows_attr.append(np.full(len(have), a, dtype=np.int64))
+            rows_code.append(np.where(keep_sig, signature, chosen))
+    attr_item = np.concatenate(rows_item)
+    attr_attr = np.concatenate(rows_attr)
+    attr_code = np.concatenate(rows_code)
+    order = np.lexsort((attr_attr, attr_item))
+    return attr_item[order], attr_attr[order], attr_code[order]
+
+
+def _attribute_channels(
+    rng: np.random.Generator, attr_attr: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each true value is stated: the catalog table, the title, the description."""
+    channel = np.asarray([spec.channel for spec in ATTRIBUTES])[attr_attr]
+    slot = np.asarray([spec.slot for spec in ATTRIBUTES])[attr_attr]
+    m = len(attr_attr)
+    u = rng.random((m, 4))
+    both = channel == vocab.BOTH
+    in_catalog = (channel == vocab.CATALOG) | (both & (u[:, 0] < 0.85))
+    in_text = (channel == vocab.TEXT) | (both & (u[:, 1] < 0.8))
+    in_catalog |= both & ~in_text & ~in_catalog  # a value nobody states would be unknowable
+    title_share = np.select(
+        [slot == vocab.TAIL, slot == vocab.FOR, slot == vocab.PRE], [0.7, 0.6, 0.55], 0.5
+    )
+    in_title = in_text & (u[:, 2] < title_share)
+    in_description = in_text & (~in_title | (u[:, 3] < 0.15))
+    return in_catalog, in_title, in_description
+
+
 def make_items(
     rng: np.random.Generator,
     n_items: int,
@@ -397,75 +538,11 @@ def make_items(
     width = max(5, len(str(n_items)))
     ids = np.asarray([f"I{i + 1:0{width}d}" for i in range(n_items)], dtype=object)
 
-    brand = np.empty(n_items, dtype=np.int64)
-    for lf in range(n_leaves):
-        members = np.flatnonzero(leaf == lf)
-        cands = brands.leaf_brands[lf]
-        w = brands.weight[cands]
-        brand[members] = rng.choice(cands, size=len(members), p=w / w.sum())
-
-    # the spelling on the listing: canonical, else one of the brand's variants (first ones likelier)
-    surface = np.asarray(brands.names, dtype=object)[brand]
-    use_variant = rng.random(n_items) >= canonical_brand_share
-    pick = rng.random(n_items)
-    for i in np.flatnonzero(use_variant):
-        vs = brands.variants[brand[i]]
-        if vs:
-            surface[i] = vs[min(int(pick[i] ** 1.5 * len(vs)), len(vs) - 1)]
-
-    medians = np.asarray([leaf_spec.price for leaf_spec in LEAVES])
-    raw = medians[leaf] * brands.premium[brand] * np.exp(rng.normal(0.0, 0.4, size=n_items))
-    price = np.maximum(np.round(raw) - 0.01, 0.99)
-    tier = np.zeros(n_items, dtype=np.int64)
-    for lf in range(n_leaves):
-        members = np.flatnonzero(leaf == lf)
-        order = np.argsort(np.argsort(price[members], kind="stable"), kind="stable")
-        tier[members] = (3 * order) // max(len(members), 1)
-
-    score = 0.5 * np.log(brands.weight[brand]) + rng.normal(0.0, 1.0, size=n_items)
-    rank = np.empty(n_items, dtype=np.int64)
-    rank[np.argsort(-score, kind="stable")] = np.arange(n_items)
-    popularity = (rank + 1.0) ** -popularity_exponent
-    popularity /= popularity.sum()
-    z = (score - score.mean()) / (score.std() + 1e-9)
-    quality = 0.2 * z + rng.normal(0.0, 0.5, size=n_items)
-
-    # ------------------------------------------------------------- attributes (truth rows)
-    brand_hash = rng.integers(0, 1 << 30, size=len(brands.names))
-    rows_item, rows_attr, rows_code = [], [], []
-    for lf in range(n_leaves):
-        members = np.flatnonzero(leaf == lf)
-        for a, optional, codes in tax.leaf_attrs[lf]:
-            have = members[rng.random(len(members)) < vocab.OPTIONAL_SHARE] if optional else members
-            if not len(have):
-                continue
-            w = _zipf_weights(rng, len(codes), 0.8)
-            chosen = codes[rng.choice(len(codes), size=len(have), p=w)]
-            # brands keep signature values (a brand's candles are mostly soy wax)
-            signature = codes[(brand_hash[brand[have]] + 7 * a + 13 * lf) % len(codes)]
-            keep_sig = rng.random(len(have)) < 0.35
-            rows_item.append(have)
-            rows_attr.append(np.full(len(have), a, dtype=np.int64))
-            rows_code.append(np.where(keep_sig, signature, chosen))
-    attr_item = np.concatenate(rows_item)
-    attr_attr = np.concatenate(rows_attr)
-    attr_code = np.concatenate(rows_code)
-    order = np.lexsort((attr_attr, attr_item))
-    attr_item, attr_attr, attr_code = attr_item[order], attr_attr[order], attr_code[order]
-
-    channel = np.asarray([spec.channel for spec in ATTRIBUTES])[attr_attr]
-    slot = np.asarray([spec.slot for spec in ATTRIBUTES])[attr_attr]
-    m = len(attr_item)
-    u = rng.random((m, 4))
-    both = channel == vocab.BOTH
-    in_catalog = (channel == vocab.CATALOG) | (both & (u[:, 0] < 0.85))
-    in_text = (channel == vocab.TEXT) | (both & (u[:, 1] < 0.8))
-    in_catalog |= both & ~in_text & ~in_catalog  # a value nobody states would be unknowable
-    title_share = np.select(
-        [slot == vocab.TAIL, slot == vocab.FOR, slot == vocab.PRE], [0.7, 0.6, 0.55], 0.5
-    )
-    in_title = in_text & (u[:, 2] < title_share)
-    in_description = in_text & (~in_title | (u[:, 3] < 0.15))
+    brand, surface = _item_brands(rng, leaf, brands, canonical_brand_share)
+    price, tier = _item_prices(rng, leaf, brand, brands, n_leaves)
+    popularity, quality = _item_popularity(rng, brand, brands, popularity_exponent)
+    attr_item, attr_attr, attr_code = _item_attribute_rows(rng, leaf, brand, tax, len(brands.names))
+    in_catalog, in_title, in_description = _attribute_channels(rng, attr_attr)
 
     taste = np.full((n_items, len(tax.taste_attrs)), -1, dtype=np.int64)
     for t, a in enumerate(tax.taste_attrs):
@@ -567,12 +644,27 @@ class _Field:
 _OPENINGS = ("Meet the {n}.", "Introducing our {n}.", "The {n} you have been looking for.")
 
 
-def render_texts(rng: np.random.Generator, items: Items, tax: Taxonomy, brands: Brands) -> None:
-    """Titles, descriptions, their exact attribute spans and per-item review sentences.
+@dataclass
+class _TextDraws:
+    """The random choices of :func:`render_texts`, drawn up front, as plain lists (indexing
+    them in the per-item loop is much faster than indexing numpy arrays)."""
 
-    Random choices are drawn up front as arrays; the loop over items only assembles strings and
-    records ``(start, end)`` of every value it writes, so spans are exact by construction.
-    """
+    offsets: np.ndarray  # item -> first row of its attribute values
+    attr_attr: list[int]
+    attr_code: list[int]
+    in_title: list[bool]
+    in_desc: list[bool]
+    title_surface: list[str]
+    desc_surface: list[str]
+    template: list[int]
+    order: list[float]
+    per_item: np.ndarray  # (n, 8) integers per item
+    brand_in_title: np.ndarray
+    spec_style: np.ndarray
+    mention_u: np.ndarray
+
+
+def _draw_texts(rng: np.random.Generator, items: Items, tax: Taxonomy) -> _TextDraws:
     n = items.n
     m = len(items.attr_item)
     listed = tax.value_listed[items.attr_code]
@@ -594,15 +686,125 @@ def render_texts(rng: np.random.Generator, items: Items, tax: Taxonomy, brands: 
     brand_in_title = rng.random(n) < 0.92
     spec_style = rng.random(n) < 0.3
     mention_u = rng.random(n)
-
-    # plain lists: indexing them in the loop is much faster than indexing numpy arrays
-    attr_attr = items.attr_attr.tolist()
     attr_code = items.attr_code.tolist()
-    in_title = items.in_title.tolist()
-    in_desc = items.in_description.tolist()
-    title_surface = [tax.value_surfaces[c][p] for c, p in zip(attr_code, title_pick.tolist())]
-    desc_surface = [tax.value_surfaces[c][p] for c, p in zip(attr_code, desc_pick.tolist())]
-    template_l, order_l = template_pick.tolist(), order_key.tolist()
+    return _TextDraws(
+        offsets=offsets,
+        attr_attr=items.attr_attr.tolist(),
+        attr_code=attr_code,
+        in_title=items.in_title.tolist(),
+        in_desc=items.in_description.tolist(),
+        title_surface=[tax.value_surfaces[c][p] for c, p in zip(attr_code, title_pick.tolist())],
+        desc_surface=[tax.value_surfaces[c][p] for c, p in zip(attr_code, desc_pick.tolist())],
+        template=template_pick.tolist(),
+        order=order_key.tolist(),
+        per_item=per_item,
+        brand_in_title=brand_in_title,
+        spec_style=spec_style,
+        mention_u=mention_u,
+    )
+
+
+def _write_title(
+    field: _Field, d: _TextDraws, rows: range, names: list[str], noun: str, brand: tuple, r: list
+) -> str:
+    """title: [brand] [pre-noun values] noun [for ...] [with ...], [tail values]"""
+    pre, post, tail = [], [], []
+    for k in rows:
+        if d.in_title[k]:
+            spec = ATTRIBUTES[d.attr_attr[k]]
+            if spec.slot == vocab.PRE:
+                pre.append((_PRE_ORDER.get(spec.name, 99), k))
+            elif spec.slot in (vocab.FOR, vocab.WITH):
+                post.append((0 if spec.slot == vocab.FOR else 1, k))
+            else:
+                tail.append((0, k))
+    if d.brand_in_title[field.item]:
+        field.value(BRAND_ATTRIBUTE, brand[0], brand[1], after=" ")
+    for _, k in sorted(pre):
+        field.value(
+            ATTRIBUTES[d.attr_attr[k]].name, d.title_surface[k], names[d.attr_code[k]], after=" "
+        )
+    field.put(noun)
+    for _, k in sorted(post):
+        spec = ATTRIBUTES[d.attr_attr[k]]
+        before, after = spec.title.split("{v}")
+        field.value(spec.name, d.title_surface[k], names[d.attr_code[k]], " " + before, after)
+    sep = vocab.TITLE_SEPARATORS[r[1] % len(vocab.TITLE_SEPARATORS)]
+    for j, (_, k) in enumerate(tail):
+        spec = ATTRIBUTES[d.attr_attr[k]]
+        field.value(spec.name, d.title_surface[k], names[d.attr_code[k]], sep if j == 0 else ", ")
+    return field.text()
+
+
+def _write_description(
+    field: _Field,
+    d: _TextDraws,
+    rows: range,
+    names: list[str],
+    leaf: Any,
+    noun: str,
+    brand: tuple,
+    r: list,
+) -> str:
+    """description: [brand intro] opening, value sentences or a bullet list, filler"""
+    intro = vocab.BRAND_INTROS[r[2] % len(vocab.BRAND_INTROS)]
+    if intro:
+        before, after = intro.split("{b}")
+        if brand[0].endswith(".") and after.startswith("."):  # "Ltd.." -> "Ltd."
+            after = after[1:]
+        field.value(BRAND_ATTRIBUTE, brand[0], brand[1], before, after)
+    field.put(_OPENINGS[r[3] % len(_OPENINGS)].replace("{n}", noun.lower()))
+    desc_rows = sorted((d.order[k], k) for k in rows if d.in_desc[k])
+    fillers = vocab.DOMAIN_FILLERS[leaf.domain]
+    if d.spec_style[field.item] and desc_rows:
+        for _, k in desc_rows:
+            a = d.attr_attr[k]
+            field.value(
+                ATTRIBUTES[a].name, d.desc_surface[k], names[d.attr_code[k]], f"\n• {_LABELS[a]}: "
+            )
+        field.put("\n" + fillers[r[4] % len(fillers)])
+    else:
+        for _, k in desc_rows:
+            spec = ATTRIBUTES[d.attr_attr[k]]
+            template = spec.describe[d.template[k] % len(spec.describe)]
+            before, after = template.replace("{n}", leaf.short).split("{v}")
+            field.value(spec.name, d.desc_surface[k], names[d.attr_code[k]], " " + before, after)
+        field.put(" " + fillers[r[4] % len(fillers)])
+        if r[5] % 2:
+            field.put(" " + vocab.GENERIC_FILLERS[r[6] % len(vocab.GENERIC_FILLERS)])
+    return field.text()
+
+
+def _review_mention(
+    d: _TextDraws, i: int, rows: range, names: list[str], r: list
+) -> tuple[list[str], int, int] | None:
+    """Six review sentences about one attribute the buyer can see (catalog-only ones
+    excluded), with that attribute and value code; None when there is none."""
+    describable = [k for k in rows if ATTRIBUTES[d.attr_attr[k]].channel != vocab.CATALOG]
+    if not describable:
+        return None
+    k = describable[int(d.mention_u[i] * len(describable))]
+    spec = ATTRIBUTES[d.attr_attr[k]]
+    value = names[d.attr_code[k]]
+    if spec.lowercase and r[7] % 2:
+        value = value.lower()
+    pools = spec.review or vocab.GENERIC_REVIEW_MENTIONS
+    sentences = []
+    for s in range(3):
+        for j in range(2):
+            sentence = pools[s][(r[7] + j) % len(pools[s])].replace("{v}", value)
+            sentences.append(sentence[0].upper() + sentence[1:])
+    return sentences, d.attr_attr[k], d.attr_code[k]
+
+
+def render_texts(rng: np.random.Generator, items: Items, tax: Taxonomy, brands: Brands) -> None:
+    """Titles, descriptions, their exact attribute spans and per-item review sentences.
+
+    Random choices are drawn up front as arrays; the loop over items only assembles strings and
+    records ``(start, end)`` of every value it writes, so spans are exact by construction.
+    """
+    n = items.n
+    d = _draw_texts(rng, items, tax)
     names = tax.value_name
     item_leaf, item_brand = items.leaf.tolist(), items.brand.tolist()
 
@@ -614,86 +816,18 @@ def render_texts(rng: np.random.Generator, items: Items, tax: Taxonomy, brands: 
     spans = _Spans()
 
     for i in range(n):
-        rows = range(int(offsets[i]), int(offsets[i + 1]))
+        rows = range(int(d.offsets[i]), int(d.offsets[i + 1]))
         leaf = LEAVES[item_leaf[i]]
-        r = per_item[i].tolist()
+        r = d.per_item[i].tolist()
         noun = leaf.nouns[r[0] % len(leaf.nouns)]
-        brand_s = items.brand_surface[i]
-        brand_c = brands.names[item_brand[i]]
-
-        # title: [brand] [pre-noun values] noun [for ...] [with ...], [tail values]
-        pre, post, tail = [], [], []
-        for k in rows:
-            if in_title[k]:
-                spec = ATTRIBUTES[attr_attr[k]]
-                if spec.slot == vocab.PRE:
-                    pre.append((_PRE_ORDER.get(spec.name, 99), k))
-                elif spec.slot in (vocab.FOR, vocab.WITH):
-                    post.append((0 if spec.slot == vocab.FOR else 1, k))
-                else:
-                    tail.append((0, k))
-        title = _Field(i, "title", spans)
-        if brand_in_title[i]:
-            title.value(BRAND_ATTRIBUTE, brand_s, brand_c, after=" ")
-        for _, k in sorted(pre):
-            title.value(
-                ATTRIBUTES[attr_attr[k]].name, title_surface[k], names[attr_code[k]], after=" "
-            )
-        title.put(noun)
-        for _, k in sorted(post):
-            spec = ATTRIBUTES[attr_attr[k]]
-            before, after = spec.title.split("{v}")
-            title.value(spec.name, title_surface[k], names[attr_code[k]], " " + before, after)
-        sep = vocab.TITLE_SEPARATORS[r[1] % len(vocab.TITLE_SEPARATORS)]
-        for j, (_, k) in enumerate(tail):
-            spec = ATTRIBUTES[attr_attr[k]]
-            title.value(spec.name, title_surface[k], names[attr_code[k]], sep if j == 0 else ", ")
-        titles[i] = title.text()
-
-        # description: [brand intro] opening, value sentences or a bullet list, filler
-        desc = _Field(i, "description", spans)
-        intro = vocab.BRAND_INTROS[r[2] % len(vocab.BRAND_INTROS)]
-        if intro:
-            before, after = intro.split("{b}")
-            if brand_s.endswith(".") and after.startswith("."):  # "Ltd.." -> "Ltd."
-                after = after[1:]
-            desc.value(BRAND_ATTRIBUTE, brand_s, brand_c, before, after)
-        desc.put(_OPENINGS[r[3] % len(_OPENINGS)].replace("{n}", noun.lower()))
-        desc_rows = sorted((order_l[k], k) for k in rows if in_desc[k])
-        fillers = vocab.DOMAIN_FILLERS[leaf.domain]
-        if spec_style[i] and desc_rows:
-            for _, k in desc_rows:
-                a = attr_attr[k]
-                desc.value(
-                    ATTRIBUTES[a].name, desc_surface[k], names[attr_code[k]], f"\n• {_LABELS[a]}: "
-                )
-            desc.put("\n" + fillers[r[4] % len(fillers)])
-        else:
-            for _, k in desc_rows:
-                spec = ATTRIBUTES[attr_attr[k]]
-                template = spec.describe[template_l[k] % len(spec.describe)]
-                before, after = template.replace("{n}", leaf.short).split("{v}")
-                desc.value(spec.name, desc_surface[k], names[attr_code[k]], " " + before, after)
-            desc.put(" " + fillers[r[4] % len(fillers)])
-            if r[5] % 2:
-                desc.put(" " + vocab.GENERIC_FILLERS[r[6] % len(vocab.GENERIC_FILLERS)])
-        descriptions[i] = desc.text()
-
-        # review sentences about one attribute the buyer can see (catalog-only ones excluded)
-        describable = [k for k in rows if ATTRIBUTES[attr_attr[k]].channel != vocab.CATALOG]
-        if describable:
-            k = describable[int(mention_u[i] * len(describable))]
-            spec = ATTRIBUTES[attr_attr[k]]
-            value = names[attr_code[k]]
-            if spec.lowercase and r[7] % 2:
-                value = value.lower()
-            pools = spec.review or vocab.GENERIC_REVIEW_MENTIONS
-            for s in range(3):
-                for j in range(2):
-                    sentence = pools[s][(r[7] + j) % len(pools[s])].replace("{v}", value)
-                    mentions[i, 2 * s + j] = sentence[0].upper() + sentence[1:]
-            mention_attr[i] = attr_attr[k]
-            mention_code[i] = attr_code[k]
+        brand = (items.brand_surface[i], brands.names[item_brand[i]])  # (surface, canonical)
+        titles[i] = _write_title(_Field(i, "title", spans), d, rows, names, noun, brand, r)
+        descriptions[i] = _write_description(
+            _Field(i, "description", spans), d, rows, names, leaf, noun, brand, r
+        )
+        mention = _review_mention(d, i, rows, names, r)
+        if mention is not None:
+            mentions[i, :], mention_attr[i], mention_code[i] = mention
 
     items.titles = titles
     items.descriptions = descriptions
