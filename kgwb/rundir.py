@@ -120,6 +120,40 @@ class RunDir:
         return self.root / "extractor"
 
     @property
+    def kg_record(self) -> Path:
+        """What 02_build_kg recorded about the build (``kg_build.json``)."""
+        return self.kg_build / "kg_build.json"
+
+    @property
+    def kg_extractor(self) -> Path:
+        """The extractor model 02_build_kg trained (``distant``) for the KG."""
+        return self.kg_build / "extractor" / "model"
+
+    def kge_model(self, name: str) -> Path:
+        """The folder of one KG-embedding model (``kge/<model>``)."""
+        return self.kge / name
+
+    @property
+    def ablation(self) -> Path:
+        """03_train's KG ablation runs."""
+        return self.root / "ablation"
+
+    @property
+    def cold_start(self) -> Path:
+        """03_train's cold-start comparison runs."""
+        return self.root / "cold_start"
+
+    @property
+    def inspect_kg(self) -> Path:
+        """04_inspect's own catalog KG when 02_build_kg has not run here."""
+        return self.root / "inspect_kg"
+
+    @property
+    def inspect_model(self) -> Path:
+        """04_inspect's own recommender when 03_train has not run here."""
+        return self.root / "inspect_model"
+
+    @property
     def metrics(self) -> Path:
         return self.root / "metrics"
 
