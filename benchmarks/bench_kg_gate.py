@@ -16,10 +16,10 @@ skipped when absent):
   same KG with its item nodes shuffled (a KG that says nothing).
 
 Both models: untouched defaults of :func:`kgwb.train.train_recommender` (dim 64, 2 layers, Adam
-lr 1e-3, batch 2048, L2 1e-4), same seed, validation every epoch, patience 10, ``--threads``
-torch threads (1 by default).  Printed per dataset: the informativeness table, then one JSON
-line per model with valid/test Recall@20 and NDCG@20, the best epoch and seconds per epoch, and
-for ``kgat`` the per-relation gate table (:func:`kgwb.train.kg_diagnostic.kg_usage`).
+lr 1e-3, batch 2048, L2 1e-4; ``--lr 0.01`` is ``kgwb train``'s default), same seed, validation
+every epoch, patience 10, ``--threads`` torch threads (1 by default).  Printed per dataset: the
+informativeness table, then one JSON line per model with valid/test Recall@20 and NDCG@20, the
+best epoch and seconds per epoch, and for ``kgat`` the per-relation gate table (:func:`kgwb.train.kg_diagnostic.kg_usage`).
 A model may carry options: ``kgat:gate=false,neighbors=16``.
 """
 
@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=None, help="default: train_recommender's")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-diagnostic", action="store_true")
     args = parser.parse_args()
@@ -155,6 +156,7 @@ def main() -> None:
                     device=args.device,
                     progress=False,
                     model_options=options or None,
+                    **({"lr": args.lr} if args.lr is not None else {}),
                 )
                 row = {
                     "dataset": name,
