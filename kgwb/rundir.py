@@ -157,6 +157,10 @@ class RunDir:
     def metrics(self) -> Path:
         return self.root / "metrics"
 
+    def views(self) -> list[Path]:
+        """The HTML views written into the run (ego graphs, explained recommendations)."""
+        return sorted(self.root.glob("*.html"))
+
     def view(self, name: str) -> Path:
         """An HTML view or figure written by 02/04 (``run.view("ego_kg_item.html")``)."""
         return self.root / name
