@@ -59,9 +59,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--valid-fraction",
         type=float,
-        default=0.0,
-        help="hold out this share of each category's --train titles to pick the best epoch "
-        "(e.g. 0.1; default 0: keep the last epoch)",
+        default=0.1,
+        help="hold out this share of each category's --train titles (each ensemble member its "
+        "own seeded share) to pick the best epoch (default 0.1; 0: no validation, keep the "
+        "last epoch)",
+    )
+    train.add_argument(
+        "--no-average-weights",
+        dest="average_weights",
+        action="store_false",
+        help="with validation, do not try the average of the second half's epoch weights as "
+        "a candidate next to the single epochs (default: keep whichever is best on validation)",
     )
     train.add_argument(
         "--ensemble",
@@ -148,6 +156,7 @@ def _train(args: argparse.Namespace) -> int:
         device=args.device,
         valid=args.valid,
         valid_fraction=args.valid_fraction,
+        average_weights=args.average_weights,
         **{k: v for k, v in options.items() if v is not None},
     )
     metrics = result.metrics
