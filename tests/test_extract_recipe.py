@@ -38,7 +38,9 @@ def test_tidy_bounds_trims_separator_and_bracket_debris(text, value, expected):
 
 def test_tidy_spans_keeps_values_slices_of_the_title():
     text = "Brand X (Ascorbic Acid), Red"
-    spans = [{"attribute": "A", "value": "Ascorbic Acid)", "start": 9, "end": 23, "confidence": 0.5}]
+    spans = [
+        {"attribute": "A", "value": "Ascorbic Acid)", "start": 9, "end": 23, "confidence": 0.5}
+    ]
     (span,) = tidy_spans(text, spans)
     assert span["value"] == text[span["start"] : span["end"]] == "Ascorbic Acid"
     assert span["confidence"] == 0.5 and spans[0]["value"] == "Ascorbic Acid)"  # input untouched

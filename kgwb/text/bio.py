@@ -277,8 +277,11 @@ def tidy_bounds(text: str, start: int, end: int) -> tuple[int, int]:
             e -= 1
         for opening, closing in _BRACKETS.items():
             value = text[s:e]
-            if len(value) >= 2 and value[0] == opening and value[-1] == closing and (
-                value[1:-1].count(opening) == value[1:-1].count(closing)
+            if (
+                len(value) >= 2
+                and value[0] == opening
+                and value[-1] == closing
+                and (value[1:-1].count(opening) == value[1:-1].count(closing))
             ):
                 s, e = s + 1, e - 1
                 continue

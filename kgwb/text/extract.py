@@ -914,7 +914,9 @@ class _TailAverage:
         else:
             for key, value in current.items():
                 if value.is_floating_point():
-                    self.state[key].add_(value.detach() - self.state[key], alpha=1 / (self.count + 1))
+                    self.state[key].add_(
+                        value.detach() - self.state[key], alpha=1 / (self.count + 1)
+                    )
         self.count += 1
         return self.count >= 2
 
@@ -1075,7 +1077,9 @@ def fine_tune(
             if config.average_weights and tail.add(model, epoch):
                 averaged = tail.score(
                     model,
-                    lambda: _valid_score(extractor, valid, list(examples) + list(schema_examples), config),
+                    lambda: _valid_score(
+                        extractor, valid, list(examples) + list(schema_examples), config
+                    ),
                 )
                 if averaged > best_score:
                     best_score, selected = averaged, f"average of epochs {tail.first}-{epoch}"
