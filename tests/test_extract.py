@@ -686,11 +686,18 @@ def test_validation_keeps_the_weights_of_the_best_epoch(tmp_path):
     curve = metrics["valid_micro_f1_per_epoch"]
     assert len(curve) == 4 and metrics["n_valid"] == len(valid) > 0
     assert metrics["best_epoch"] == 1 + curve.index(max(curve))
-    # the returned (and saved) model is the best epoch's: it scores max(curve) again
+    # the returned (and saved) model is the best candidate's (an epoch, or the average of the
+    # second half's epochs): it scores that candidate's validation micro-F1 again
+    averaged = metrics["ensemble"][0]["valid_micro_f1_average"]
+    assert len(averaged) == 1  # epochs 3-4 of 4
+    best = max(curve + averaged)
+    assert metrics["selected"] == (
+        f"epoch {metrics['best_epoch']}" if max(curve) >= max(averaged) else "average of epochs 3-4"
+    )
     rescored = evaluate_extractor(model=result.extractor, test=valid, train=train)
-    assert rescored.metrics["micro_f1"] == pytest.approx(max(curve))
+    assert rescored.metrics["micro_f1"] == pytest.approx(best)
     reloaded = evaluate_extractor(model=tmp_path, test=valid, train=train)  # loads OUT/model
-    assert reloaded.metrics["micro_f1"] == pytest.approx(max(curve), abs=2.0)  # may be bfloat16
+    assert reloaded.metrics["micro_f1"] == pytest.approx(best, abs=2.0)  # may be bfloat16
 
 
 def test_cli_train_with_validation_fraction_writes_the_metrics(tmp_path, capsys):

@@ -242,6 +242,71 @@ def decode_spans(
     return spans
 
 
+#: characters a value never starts or ends with (separators between two values of a title)
+_EDGE_SEPARATORS = " \t,;:|"
+#: joiners that belong to a value when attached to it ("SPF 50+", "Omega-"), debris when
+#: standing apart ("Amla -", "Cate &")
+_EDGE_JOINERS = "/&+-\u2013\u2014"
+_BRACKETS = {"(": ")", "[": "]", "{": "}"}
+
+
+def tidy_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """``(start, end)`` of a predicted value with separator and bracket debris at its edges
+    removed: attribute values are balanced and do not start or end with a separator.
+
+    Leading/trailing white space and separators (``, ; : |``) go, and so do the joiners
+    ``/ & + - – —`` when white space parts them from the value (``Amla -``, but not
+    ``SPF 50+``); a bracket
+    wrapping the whole value goes (``(X-Large)`` -> ``X-Large``); an unmatched closing bracket
+    at the end (``Acid)``) or opening bracket at the start goes, and an unmatched opening one
+    inside (``8 Ounce (237ml``) takes the title's closing bracket when it follows right after.
+    Dots stay (``Co.``, ``oz.``, ``.35 oz``).  Returns the input when nothing would be left.
+    """
+    s, e = start, end
+    for _ in range(8):  # each pass removes at least one character or stops
+        before = (s, e)
+        while s < e and (
+            text[s] in _EDGE_SEPARATORS
+            or (text[s] in _EDGE_JOINERS and s + 1 < e and text[s + 1].isspace())
+        ):
+            s += 1
+        while e > s and (
+            text[e - 1] in _EDGE_SEPARATORS
+            or (text[e - 1] in _EDGE_JOINERS and e - 1 > s and text[e - 2].isspace())
+        ):
+            e -= 1
+        for opening, closing in _BRACKETS.items():
+            value = text[s:e]
+            if (
+                len(value) >= 2
+                and value[0] == opening
+                and value[-1] == closing
+                and (value[1:-1].count(opening) == value[1:-1].count(closing))
+            ):
+                s, e = s + 1, e - 1
+                continue
+            surplus = value.count(opening) - value.count(closing)
+            if surplus > 0:
+                if value.startswith(opening):
+                    s += 1
+                elif e < len(text) and text[e] == closing and surplus == 1:
+                    e += 1
+            elif surplus < 0 and value.endswith(closing):
+                e -= 1
+        if (s, e) == before:
+            break
+    return (s, e) if s < e else (start, end)
+
+
+def tidy_spans(text: str, spans: Iterable[dict]) -> list[dict]:
+    """:func:`tidy_bounds` applied to decoded spans (``value`` stays ``text[start:end]``)."""
+    out = []
+    for span in spans:
+        start, end = tidy_bounds(text, span["start"], span["end"])
+        out.append({**span, "start": start, "end": end, "value": text[start:end]})
+    return out
+
+
 def best_per_attribute(spans: Iterable[dict]) -> dict[str, str]:
     """One value per attribute (one per slot): the most confident span, the first on ties."""
     best: dict[str, dict] = {}

@@ -47,7 +47,7 @@ def _train_arguments(train: argparse.ArgumentParser) -> None:
         help="replace the extractor already in --out (swapped in once the new one is complete)",
     )
     training = train.add_argument_group("training")
-    ExtractorConfig.add_arguments(training, skip=data, ensemble=DEFAULT_CLI_ENSEMBLE)
+    ExtractorConfig.add_arguments(training, skip=data, ensemble=DEFAULT_CLI_ENSEMBLE, valid_fraction=0.1)
 
 
 def _register_apply(extract_sub: argparse._SubParsersAction) -> None:
