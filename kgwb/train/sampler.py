@@ -71,6 +71,7 @@ class SamplerConfig:
 
     name: str = "full"
     fanouts: tuple[int, ...] = (15, 10)
+    refresh: int = 0  # history: recompute the history every `refresh` steps (0: per epoch)
 
     def __post_init__(self) -> None:
         if self.name not in SAMPLERS:
@@ -83,7 +84,10 @@ class SamplerConfig:
         return self.name != "full"
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "fanouts": list(self.fanouts) if self.sampled else None}
+        out = {"name": self.name, "fanouts": list(self.fanouts) if self.sampled else None}
+        if self.name == "history":
+            out["history_refresh_steps"] = self.refresh or None  # None: once per epoch
+        return out
 
 
 @dataclass
@@ -251,6 +255,18 @@ def propagate_sampled(model: SampledModel, sub: SampledSubgraph) -> torch.Tensor
         x = model.sampled_layer(layer, x[: next(iter(graphs.values())).shape[1]], graphs)
         total = total + x[: sub.n_seeds]
     return total / (len(sub.layers) + 1)
+
+
+def sampled_training(model, config: SamplerConfig):
+    """The step helper of a sampled run: :class:`SampledTraining` (``neighbors``) or
+    :class:`~kgwb.train.history.HistoryTraining` (``history``); ``None`` for ``full``."""
+    if not config.sampled:
+        return None
+    if config.name == "history":
+        from kgwb.train.history import HistoryTraining
+
+        return HistoryTraining(model, config)
+    return SampledTraining(model, config)
 
 
 class SampledTraining:
