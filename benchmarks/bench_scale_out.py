@@ -70,7 +70,11 @@ def step_timing(size: str, model: str, sampler: str, fanout: str, steps: int) ->
     config = SamplerConfig(sampler, fanouts[:1] if sampler == "history" else fanouts)
     sampled = sampled_training(net, config)
     step = _TrainStep(net, sampled)
-    opt = sampled_optimizer(net, 1e-3) if config.sampled else _adam(net, 1e-3)
+    opt = (
+        sampled_optimizer(net, 1e-3, min_rows=config.sparse_min_rows)
+        if config.sampled
+        else _adam(net, 1e-3)
+    )
     negatives = _NegativeSampler(data.train, data.n_items, torch.device("cpu"))
     train = torch.as_tensor(data.train)
     gen = torch.Generator().manual_seed(0)
@@ -115,6 +119,7 @@ def step_timing(size: str, model: str, sampler: str, fanout: str, steps: int) ->
         "steps_per_epoch": per_epoch,
         "wall_s_per_epoch": wall * per_epoch + epoch_start_s,
         "cpu_s_per_epoch": cpu * per_epoch + epoch_start_s,
+        "row_sparse_tables": type(opt).__name__ == "RowSparseAdam",
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         **_sampled_sizes(sizes[1:], cpu),
     }

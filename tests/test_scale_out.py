@@ -339,3 +339,21 @@ def test_history_refuses_a_model_without_sampled_propagation(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert "does not support sampled training with --sampler history" in err
     assert "use --sampler full" in err
+
+
+def test_history_uses_row_sparse_tables_from_a_lower_threshold(tiny, monkeypatch):
+    from kgwb.train.sparse_optim import (
+        HISTORY_SPARSE_MIN_ROWS,
+        SPARSE_MIN_ROWS,
+        RowSparseAdam,
+        sampled_optimizer,
+    )
+
+    assert SamplerConfig("history", (5,)).sparse_min_rows == HISTORY_SPARSE_MIN_ROWS
+    assert SamplerConfig("neighbors", (5, 5)).sparse_min_rows == SPARSE_MIN_ROWS
+    _, data = tiny
+    net = build_model("lightgcn", data)
+    rows = net.embedding.num_embeddings
+    assert isinstance(sampled_optimizer(net, 1e-2, min_rows=rows), RowSparseAdam)
+    net = build_model("lightgcn", data)
+    assert not isinstance(sampled_optimizer(net, 1e-2, min_rows=rows + 1), RowSparseAdam)

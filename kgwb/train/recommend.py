@@ -389,7 +389,9 @@ def _run_description(config: RecommenderConfig, dataset, built: _Built, ddp) -> 
         "text_features": None if features is None else list(np.shape(features)),
         "kg": None if ckg is None else ckg.stats,
         "negatives": "1 uniform per positive, resampled when a train positive",
-        "optimizer": optimizer_name(built.net, config.sampling().sampled),
+        "optimizer": optimizer_name(
+            built.net, config.sampling().sampled, config.sampling().sparse_min_rows
+        ),
         "split": built.data.split_source,
         "cold_items": config.cold_items,
         "sampler": config.sampling().to_dict(),
@@ -427,7 +429,11 @@ def _train(config, inputs, out: Path | None, final: Path | None, resume, progres
         batch_size=config.batch_size,
         reg=config.reg,
         optimizer=(
-            (sampled_optimizer if sampling.sampled else adam)(built.net, config.lr)
+            (
+                sampled_optimizer(built.net, config.lr, min_rows=sampling.sparse_min_rows)
+                if sampling.sampled
+                else adam(built.net, config.lr)
+            )
             if model_cls.trainable
             else None
         ),

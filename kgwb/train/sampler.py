@@ -83,6 +83,13 @@ class SamplerConfig:
     def sampled(self) -> bool:
         return self.name != "full"
 
+    @property
+    def sparse_min_rows(self) -> int:
+        """Table rows from which the run's tables are row-sparse (:mod:`kgwb.train.sparse_optim`)."""
+        from kgwb.train.sparse_optim import HISTORY_SPARSE_MIN_ROWS, SPARSE_MIN_ROWS
+
+        return HISTORY_SPARSE_MIN_ROWS if self.name == "history" else SPARSE_MIN_ROWS
+
     def to_dict(self) -> dict:
         out = {"name": self.name, "fanouts": list(self.fanouts) if self.sampled else None}
         if self.name == "history":
