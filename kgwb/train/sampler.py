@@ -32,6 +32,10 @@ keep propagating over the whole graph (once per evaluation, not once per step). 
 (with or without text) implements them; the two-tower ``kgat`` (LightGCN backbone + gated KG
 tower) does not yet, and ``--sampler neighbors`` says so for it.
 
+On graphs where a batch's L-hop sample is large, :mod:`kgwb.train.history` (``--sampler
+history``) draws one hop only and takes the deeper layers from per-epoch historical
+embeddings, reusing :class:`NeighborSampler` for its one-hop draw.
+
 A step therefore costs what it samples; on tables of 2M rows or more the embedding gradients
 are row-sparse too, with a lazy row-wise Adam (:mod:`kgwb.train.sparse_optim`), so that no
 step cost is proportional to the tables.
