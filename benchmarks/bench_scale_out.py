@@ -2,6 +2,7 @@
 
     nice -n 10 python benchmarks/bench_scale_out.py sampled --steps 20          # medium, large
     nice -n 10 python benchmarks/bench_scale_out.py sampled --steps 15 --sizes medium,large,xlarge --sampled-only
+    nice -n 10 python benchmarks/bench_scale_out.py sampled --samplers history --sizes medium,large,xlarge
     nice -n 10 python benchmarks/bench_scale_out.py accuracy --epochs 30        # amazon-beauty
     nice -n 10 python benchmarks/bench_scale_out.py ddp                         # sample:small
     nice -n 10 python benchmarks/bench_scale_out.py ray --extractor DIR         # OA-Mine test
@@ -11,6 +12,8 @@ for each size, each in a fresh one-thread process, derived from ``--steps`` time
 one warm-up) × steps per epoch — the same step as ``train_recommender`` (BPR + L2 + the model's
 auxiliary loss; the optimizer of ``train_recommender``: Adam, or in sampled mode on tables of
 2M+ rows lazy row-wise Adam on row-sparse gradients, ``KGWB_SPARSE_MIN_ROWS`` overrides).
+``--samplers history`` times :mod:`kgwb.train.history` (one hop drawn at the first
+``--fanout``; its per-epoch history propagation is in the epoch's seconds).
 Sampled runs also report the mean sampled nodes and edges per step and the CPU microseconds
 per sampled edge (what a step costs per unit of what it samples).  Both wall-clock and process
 CPU seconds are printed: CPU seconds of a one-thread process move much less than wall seconds
@@ -55,7 +58,7 @@ def step_timing(size: str, model: str, sampler: str, fanout: str, steps: int) ->
     from kgwb.train import build_collab_kg, build_model, prepare_interactions
     from kgwb.train.models import MODELS
     from kgwb.train.recommend import _adam, _NegativeSampler, _TrainStep
-    from kgwb.train.sampler import SampledTraining, SamplerConfig, parse_fanouts
+    from kgwb.train.sampler import SamplerConfig, parse_fanouts, sampled_training
     from kgwb.train.sparse_optim import sampled_optimizer
 
     torch.set_num_threads(1)
@@ -63,10 +66,15 @@ def step_timing(size: str, model: str, sampler: str, fanout: str, steps: int) ->
     data = prepare_interactions(ds, warn=False)
     ckg = build_collab_kg(data, ds, None) if MODELS[model].uses_kg else None
     net = build_model(model, data, kg=ckg)
-    config = SamplerConfig(sampler, parse_fanouts(fanout, net.layers))
-    sampled = SampledTraining(net, config) if config.sampled else None
+    fanouts = parse_fanouts(fanout, net.layers)
+    config = SamplerConfig(sampler, fanouts[:1] if sampler == "history" else fanouts)
+    sampled = sampled_training(net, config)
     step = _TrainStep(net, sampled)
-    opt = sampled_optimizer(net, 1e-3) if config.sampled else _adam(net, 1e-3)
+    opt = (
+        sampled_optimizer(net, 1e-3, min_rows=config.sparse_min_rows)
+        if config.sampled
+        else _adam(net, 1e-3)
+    )
     negatives = _NegativeSampler(data.train, data.n_items, torch.device("cpu"))
     train = torch.as_tensor(data.train)
     gen = torch.Generator().manual_seed(0)
@@ -104,13 +112,14 @@ def step_timing(size: str, model: str, sampler: str, fanout: str, steps: int) ->
         "size": size,
         "model": model,
         "sampler": sampler,
-        "fanout": fanout if config.sampled else None,
+        "fanout": ",".join(map(str, config.fanouts)) if config.sampled else None,
         "train_interactions": int(len(train)),
         "nodes": int(net.n_users + getattr(net, "n_entities", net.n_items)),
         "steps_timed": steps,
         "steps_per_epoch": per_epoch,
         "wall_s_per_epoch": wall * per_epoch + epoch_start_s,
         "cpu_s_per_epoch": cpu * per_epoch + epoch_start_s,
+        "row_sparse_tables": type(opt).__name__ == "RowSparseAdam",
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         **_sampled_sizes(sizes[1:], cpu),
     }
@@ -145,7 +154,8 @@ def growth_exponent(points: list[tuple[float, float]]) -> float | None:
 def run_sampled(args) -> dict:
     rows = []
     for model in args.models.split(","):
-        for sampler in ("full", "neighbors") if not args.sampled_only else ("neighbors",):
+        samplers = args.samplers.split(",")
+        for sampler in [s for s in samplers if s != "full"] if args.sampled_only else samplers:
             for size in args.sizes.split(","):
                 res = _subprocess(
                     "steps", size, model, sampler, args.fanout, str(args.steps), nice=True
@@ -154,7 +164,7 @@ def run_sampled(args) -> dict:
                 print(json.dumps(res), flush=True)
     summary = {}
     for model in args.models.split(","):
-        for sampler in ("full", "neighbors"):
+        for sampler in args.samplers.split(","):
             pts = [r for r in rows if r.get("model") == model and r.get("sampler") == sampler]
             if not pts:
                 continue
@@ -196,6 +206,7 @@ def run_accuracy(args) -> dict:
                 epochs=args.epochs,
                 sampler=sampler,
                 fanouts=args.fanout,
+                history_refresh=args.history_refresh,
                 eval_every=args.eval_every,
                 progress=False,
             )
@@ -291,7 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fanout", default="15,10")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--sampled-only", action="store_true", help="skip the full-graph runs")
-    p.add_argument("--samplers", default="full,neighbors", help="accuracy: samplers to train")
+    p.add_argument(
+        "--samplers",
+        default="full,neighbors",
+        help="samplers to time (sampled) or train (accuracy)",
+    )
+    p.add_argument("--history-refresh", type=int, default=0, help="--sampler history: K steps")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--eval-every", type=int, default=5)
     p.add_argument("--dataset", default="sample:small")

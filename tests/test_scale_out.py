@@ -210,3 +210,164 @@ def test_two_gloo_processes_train_sampled_with_sparse_gradients(tmp_path, monkey
     assert two["config"]["world_size"] == 2
     assert two["config"]["optimizer"].startswith("lazy row-wise Adam")
     assert two["test"]["recall@20"] > 0
+
+
+# ------------------------------------------------------------------ --sampler history
+def _history(net, fanout, refresh=0):
+    from kgwb.train.sampler import sampled_training
+
+    helper = sampled_training(net, SamplerConfig("history", (fanout,), refresh=refresh))
+    helper.on_epoch_start()
+    return helper
+
+
+@pytest.mark.parametrize("fanout", [10**6, 2])
+@pytest.mark.parametrize("name,layers", [("lightgcn", 2), ("lightgcn", 3), ("lightgcn+text", 2)])
+def test_history_with_a_fresh_history_is_the_full_graph(tiny, name, layers, fanout):
+    _, data = tiny
+    text = torch.randn(data.n_items, 8) if name.endswith("+text") else None
+    net = build_model(name, data, text_features=text, layers=layers)
+    net.train()
+    helper = _history(net, fanout)  # fresh: the drift term is zero whatever the fan-out
+    n_nodes = net.n_users + net.n_items
+    gen = torch.Generator().manual_seed(2)
+    seeds = torch.unique(torch.randint(0, n_nodes, (80,), generator=gen))
+    reps, _ = helper.representations(seeds, gen)
+    with torch.no_grad():
+        full = net.propagate_nodes()[seeds]
+    assert torch.allclose(reps, full, atol=1e-5)
+
+
+def test_history_one_layer_every_neighbour_gives_full_graph_values_and_gradients(tiny):
+    _, data = tiny
+    net = build_model("lightgcn", data, layers=1)
+    net.train()
+    helper = _history(net, 10**6)
+    with torch.no_grad():  # the weights move after the history: a stale history
+        net.embedding.weight.add_(0.1 * torch.randn_like(net.embedding.weight))
+    seeds = torch.arange(0, net.n_users + net.n_items, 5)
+    weight = torch.randn(len(seeds), net.dim)
+    full = net.propagate_nodes()[seeds]
+    (full * weight).sum().backward()
+    full_grad = net.embedding.weight.grad.clone()
+    net.zero_grad()
+    reps, _ = helper.representations(seeds)
+    (reps * weight).sum().backward()
+    assert torch.allclose(reps, full, atol=1e-5)  # the correction makes layer 1 exact
+    assert torch.allclose(net.embedding.weight.grad, full_grad, atol=1e-5)
+
+
+def test_history_drift_correction_is_unbiased(tiny):
+    _, data = tiny
+    net = build_model("lightgcn", data, layers=1)
+    helper = _history(net, 2)
+    with torch.no_grad():
+        net.embedding.weight.add_(0.1 * torch.randn_like(net.embedding.weight))
+        seeds = torch.arange(0, net.n_users, 3)
+        full = net.propagate_nodes()[seeds]
+        gen = torch.Generator().manual_seed(0)
+        draws = [helper.representations(seeds, gen)[0] for _ in range(400)]
+    one = (draws[0] - full).norm()
+    assert one > 0  # fan-out 2 is below most degrees: a single draw is off
+    assert (sum(draws) / len(draws) - full).norm() < 0.2 * one  # the mean converges (1/sqrt(n))
+
+
+def test_history_step_touches_only_the_one_hop_sample_of_the_batch(tiny):
+    _, data = tiny
+    net = build_model("lightgcn", data)
+    net.train()
+    fanout = 3
+    helper = _history(net, fanout)
+    samples = []
+    real_sample = helper.sampler.sample
+    helper.sampler.sample = lambda seeds, g=None: samples.append(s := real_sample(seeds, g)) or s
+    users, pos, neg = torch.arange(0, 16), torch.arange(3, 19), torch.arange(20, 36)
+    bpr, l2 = helper.bpr_loss(users, pos, neg, 1e-4, torch.Generator().manual_seed(0))
+    (bpr + l2).backward()
+    (sub,) = samples
+    seeds = torch.unique(torch.cat([users, pos + net.n_users, neg + net.n_users]))
+    assert torch.equal(sub.nodes[: sub.n_seeds], seeds)
+    # one hop: at most `fanout` neighbours per seed, all of them adjacent to a seed
+    assert len(sub.nodes) <= len(seeds) * (1 + fanout)
+    assert len(sub.layers) == 1 and sub.layers[0]["ui"].values().numel() <= fanout * len(seeds)
+    adj = net.adjacency.to_dense()
+    one_hop = (adj[seeds] != 0).any(0)
+    one_hop[seeds] = True
+    assert one_hop[sub.nodes].all()
+    touched = net.embedding.weight.grad.abs().sum(1) > 0
+    rows = torch.zeros(len(touched), dtype=torch.bool)
+    rows[sub.nodes] = True
+    assert touched.any() and not (touched & ~rows).any()  # no row outside the sample
+    assert int(touched.sum()) <= len(seeds) * (1 + fanout)
+
+
+def test_history_refreshes_every_k_steps(tiny):
+    _, data = tiny
+    net = build_model("lightgcn", data)
+    helper = _history(net, 5, refresh=2)
+    calls = []
+    real = helper.refresh_history
+    helper.refresh_history = lambda: calls.append(1) or real()
+    users, pos, neg = torch.arange(0, 8), torch.arange(3, 11), torch.arange(20, 28)
+    for _ in range(5):
+        helper.bpr_loss(users, pos, neg, 1e-4, None)
+    assert len(calls) == 2  # before steps 3 and 5
+
+
+def test_history_training_records_its_sampler_and_learns(tmp_path, capsys):
+    untrained = _train(tmp_path, "untrained", "--epochs", "0")
+    full = _train(tmp_path, "full")
+    hist = _train(tmp_path, "history", "--sampler", "history", "--fanout", "5")
+    assert hist["config"]["sampler"] == {
+        "name": "history",
+        "fanouts": [5],
+        "history_refresh_steps": None,
+    }
+    assert hist["curve"][-1]["loss"] < hist["curve"][0]["loss"]
+    assert hist["test"]["recall@20"] > untrained["test"]["recall@20"]
+    assert hist["test"]["recall@20"] >= 0.6 * full["test"]["recall@20"] > 0
+    refreshed = _train(tmp_path, "k", "--sampler", "history", "--history-refresh", "3")
+    assert refreshed["config"]["sampler"]["history_refresh_steps"] == 3
+    assert refreshed["config"]["sampler"]["fanouts"] == [15]  # the first of 15,10
+
+
+@pytest.mark.parametrize("model", ["bprmf", "kgat"])
+def test_history_refuses_a_model_without_sampled_propagation(tmp_path, capsys, model):
+    argv = ["train", "--dataset", "sample:tiny", "--epochs", "1", "--device", "cpu"]
+    argv += ["--out", str(tmp_path / "x"), "--model", model, "--sampler", "history"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "does not support sampled training with --sampler history" in err
+    assert "use --sampler full" in err
+
+
+def test_history_uses_row_sparse_tables_from_a_lower_threshold(tiny):
+    from kgwb.train.sparse_optim import (
+        HISTORY_SPARSE_MIN_ROWS,
+        SPARSE_MIN_ROWS,
+        RowSparseAdam,
+        sampled_optimizer,
+    )
+
+    assert SamplerConfig("history", (5,)).sparse_min_rows == HISTORY_SPARSE_MIN_ROWS
+    assert SamplerConfig("neighbors", (5, 5)).sparse_min_rows == SPARSE_MIN_ROWS
+    _, data = tiny
+    net = build_model("lightgcn", data)
+    rows = net.embedding.num_embeddings
+    assert isinstance(sampled_optimizer(net, 1e-2, min_rows=rows), RowSparseAdam)
+    net = build_model("lightgcn", data)
+    assert not isinstance(sampled_optimizer(net, 1e-2, min_rows=rows + 1), RowSparseAdam)
+
+
+def test_history_run_resumes_like_an_uninterrupted_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("KGWB_SPARSE_MIN_ROWS", "0")  # row-sparse tables even on sample:tiny
+    sampled = ["--sampler", "history", "--fanout", "3"]
+    whole = _train(tmp_path, "whole", *sampled)
+    assert whole["config"]["optimizer"].startswith("lazy row-wise Adam")
+    part = tmp_path / "part"
+    argv = ["train", "--dataset", "sample:tiny", "--device", "cpu", "--out", str(part)]
+    argv += ["--no-progress", "--save-top-k", "0", "--dim", "32", *sampled]
+    assert main([*argv, "--epochs", "2"]) == 0
+    assert main([*argv, "--epochs", "4", "--resume"]) == 0
+    resumed = json.loads((part / "metrics.json").read_text())
+    assert resumed["curve"][-1]["loss"] == pytest.approx(whole["curve"][-1]["loss"], rel=1e-4)

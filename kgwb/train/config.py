@@ -20,6 +20,8 @@ from kgwb.train.registry import RECOMMENDERS, TEXT_SUFFIX
 SAMPLERS = {
     "full": "every step propagates over the whole graph (default)",
     "neighbors": "every step propagates over the batch's sampled L-hop neighbourhood",
+    "history": "every step propagates over the batch's sampled 1-hop neighbourhood; deeper "
+    "layers from per-epoch historical embeddings",
 }
 
 
@@ -84,14 +86,23 @@ class RecommenderConfig(StageConfig):
     sampler: str = option(
         "full",
         "full: every step propagates over the whole graph (fastest on small graphs); "
-        "neighbors: over the batch's sampled L-hop neighbourhood (linear epochs)",
+        "neighbors: over the batch's sampled L-hop neighbourhood; "
+        "history: over its sampled 1-hop neighbourhood, deeper layers from embeddings "
+        "recomputed once per epoch (linear epochs)",
         choices=SAMPLERS,
     )
     fanouts: tuple[int, ...] = option(
         (15, 10),
-        "with --sampler neighbors: neighbours drawn per node at each hop",
+        "with --sampler neighbors: neighbours drawn per node at each hop "
+        "(--sampler history draws one hop: the first value)",
         flag="--fanout",
         metavar="K1,K2",
+    )
+    history_refresh: int = option(
+        0,
+        "with --sampler history: also recompute the historical embeddings every K steps "
+        "(0: once per epoch)",
+        metavar="K",
     )
     eval_batch_size: int = option(1024, "users scored per evaluation batch", cli=False)
     nproc: int = option(
@@ -119,7 +130,7 @@ class RecommenderConfig(StageConfig):
 
     def validate(self) -> None:
         RECOMMENDERS.raw(self.name)  # an unknown name lists the known ones
-        for key in ("epochs", "patience", "cold_items", "save_top_k"):
+        for key in ("epochs", "patience", "cold_items", "save_top_k", "history_refresh"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
         for key in ("dim", "batch_size", "eval_every", "eval_batch_size", "nproc"):
@@ -145,7 +156,10 @@ class RecommenderConfig(StageConfig):
 
         # fan-outs only mean something to a sampled run (and must then match the layers)
         full = self.sampler == "full"
-        return SamplerConfig(self.sampler, () if full else parse_fanouts(self.fanouts, self.layers))
+        fanouts = () if full else parse_fanouts(self.fanouts, self.layers)
+        if self.sampler == "history":  # one hop
+            return SamplerConfig(self.sampler, fanouts[:1], refresh=self.history_refresh)
+        return SamplerConfig(self.sampler, fanouts)
 
 
 class KGEConfigError(KgwbError, ValueError):

@@ -52,7 +52,7 @@ from kgwb.train.data import (
 )
 from kgwb.train.distributed import DistContext
 from kgwb.train.registry import RECOMMENDERS, TEXT_SUFFIX
-from kgwb.train.sampler import SampledTraining
+from kgwb.train.sampler import sampled_training
 from kgwb.train.sparse_optim import optimizer_name, sampled_optimizer
 from kgwb.train.trainer import (  # noqa: F401  (older names, used by benchmarks)
     REPORTED_METRICS,
@@ -292,8 +292,9 @@ def train_recommender(
     valid Recall@20 before stopping; ``epochs=0`` evaluates the untrained model.
     ``model_options`` are extra keyword arguments of the model class (e.g. ``{"neighbors": 16}``
     for ``kgat``).  ``sampler="neighbors"`` trains on sampled L-hop neighbourhoods with
-    ``fanouts`` neighbours per hop (:mod:`kgwb.train.sampler`: linear epochs; evaluation stays
-    full-graph).  ``distributed`` (:func:`kgwb.train.distributed.context_from_env`) makes this
+    ``fanouts`` neighbours per hop (:mod:`kgwb.train.sampler`; evaluation stays full-graph);
+    ``sampler="history"`` on a sampled 1-hop neighbourhood, the deeper layers from historical
+    embeddings recomputed every epoch (:mod:`kgwb.train.history`: linear epochs).  ``distributed`` (:func:`kgwb.train.distributed.context_from_env`) makes this
     process one rank of a data-parallel run (:mod:`kgwb.train.distributed`); only rank 0
     evaluates, writes and returns the result (the other ranks return None).
 
@@ -388,7 +389,9 @@ def _run_description(config: RecommenderConfig, dataset, built: _Built, ddp) -> 
         "text_features": None if features is None else list(np.shape(features)),
         "kg": None if ckg is None else ckg.stats,
         "negatives": "1 uniform per positive, resampled when a train positive",
-        "optimizer": optimizer_name(built.net, config.sampling().sampled),
+        "optimizer": optimizer_name(
+            built.net, config.sampling().sampled, config.sampling().sparse_min_rows
+        ),
         "split": built.data.split_source,
         "cold_items": config.cold_items,
         "sampler": config.sampling().to_dict(),
@@ -426,7 +429,11 @@ def _train(config, inputs, out: Path | None, final: Path | None, resume, progres
         batch_size=config.batch_size,
         reg=config.reg,
         optimizer=(
-            (sampled_optimizer if sampling.sampled else adam)(built.net, config.lr)
+            (
+                sampled_optimizer(built.net, config.lr, min_rows=sampling.sparse_min_rows)
+                if sampling.sampled
+                else adam(built.net, config.lr)
+            )
             if model_cls.trainable
             else None
         ),
@@ -439,7 +446,7 @@ def _train(config, inputs, out: Path | None, final: Path | None, resume, progres
     validation = Validation(evaluate, config.eval_every)
     fits = trainer.best["bad"] < config.patience and trainer.start_epoch <= config.epochs
     if model_cls.trainable and config.epochs > 0 and fits:
-        trainer.sampled = SampledTraining(built.net, sampling) if sampling.sampled else None
+        trainer.sampled = sampled_training(built.net, sampling)
         trainer.callbacks = [validation]
         if ckpt_dir is not None and ddp.is_main:  # rank 0 alone writes
             trainer.callbacks += [Checkpoint(ckpt_dir, description), TensorBoard(out)]

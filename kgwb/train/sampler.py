@@ -32,6 +32,10 @@ keep propagating over the whole graph (once per evaluation, not once per step). 
 (with or without text) implements them; the two-tower ``kgat`` (LightGCN backbone + gated KG
 tower) does not yet, and ``--sampler neighbors`` says so for it.
 
+On graphs where a batch's L-hop sample is large, :mod:`kgwb.train.history` (``--sampler
+history``) draws one hop only and takes the deeper layers from per-epoch historical
+embeddings, reusing :class:`NeighborSampler` for its one-hop draw.
+
 A step therefore costs what it samples; on tables of 2M rows or more the embedding gradients
 are row-sparse too, with a lazy row-wise Adam (:mod:`kgwb.train.sparse_optim`), so that no
 step cost is proportional to the tables.
@@ -71,6 +75,7 @@ class SamplerConfig:
 
     name: str = "full"
     fanouts: tuple[int, ...] = (15, 10)
+    refresh: int = 0  # history: recompute the history every `refresh` steps (0: per epoch)
 
     def __post_init__(self) -> None:
         if self.name not in SAMPLERS:
@@ -82,8 +87,18 @@ class SamplerConfig:
     def sampled(self) -> bool:
         return self.name != "full"
 
+    @property
+    def sparse_min_rows(self) -> int:
+        """Table rows from which the run's tables are row-sparse (:mod:`kgwb.train.sparse_optim`)."""
+        from kgwb.train.sparse_optim import HISTORY_SPARSE_MIN_ROWS, SPARSE_MIN_ROWS
+
+        return HISTORY_SPARSE_MIN_ROWS if self.name == "history" else SPARSE_MIN_ROWS
+
     def to_dict(self) -> dict:
-        return {"name": self.name, "fanouts": list(self.fanouts) if self.sampled else None}
+        out = {"name": self.name, "fanouts": list(self.fanouts) if self.sampled else None}
+        if self.name == "history":
+            out["history_refresh_steps"] = self.refresh or None  # None: once per epoch
+        return out
 
 
 @dataclass
@@ -251,6 +266,18 @@ def propagate_sampled(model: SampledModel, sub: SampledSubgraph) -> torch.Tensor
         x = model.sampled_layer(layer, x[: next(iter(graphs.values())).shape[1]], graphs)
         total = total + x[: sub.n_seeds]
     return total / (len(sub.layers) + 1)
+
+
+def sampled_training(model, config: SamplerConfig):
+    """The step helper of a sampled run: :class:`SampledTraining` (``neighbors``) or
+    :class:`~kgwb.train.history.HistoryTraining` (``history``); ``None`` for ``full``."""
+    if not config.sampled:
+        return None
+    if config.name == "history":
+        from kgwb.train.history import HistoryTraining
+
+        return HistoryTraining(model, config)
+    return SampledTraining(model, config)
 
 
 class SampledTraining:

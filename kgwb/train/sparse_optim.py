@@ -214,10 +214,18 @@ def _dense_adam(groups, lr: float):
 #: 0 = always); below, dense Adam is cheaper (module doc)
 SPARSE_MIN_ROWS = 2_000_000
 
+#: the same threshold for ``--sampler history`` (:mod:`kgwb.train.history`), whose step touches
+#: at most ``3 × batch × (1 + fanout)`` rows (~37k at batch 2048, fan-out 5): one thread, fan-out
+#: 5, row-sparse vs dense CPU s/epoch 12.8 vs 12.7 on the 70k-row ``sample:large``, 91 vs 251
+#: on the 260k-row ``sample:xlarge``
+HISTORY_SPARSE_MIN_ROWS = 100_000
 
-def uses_row_sparse(net: nn.Module, sparse: bool | None = None) -> bool:
+
+def uses_row_sparse(
+    net: nn.Module, sparse: bool | None = None, min_rows: int = SPARSE_MIN_ROWS
+) -> bool:
     """Whether :func:`sampled_optimizer` makes ``net``'s tables row-sparse: ``sparse`` when
-    given, else when the largest table has :data:`SPARSE_MIN_ROWS` rows or more; never under
+    given, else when the largest table has ``min_rows`` rows or more; never under
     DDP on NCCL (DDP all-reduces sparse gradients on gloo, tested, but NCCL has no sparse
     all-reduce)."""
     import torch.distributed as dist
@@ -227,21 +235,23 @@ def uses_row_sparse(net: nn.Module, sparse: bool | None = None) -> bool:
     if sparse is not None:
         return sparse
     rows = [m.num_embeddings for m in net.modules() if isinstance(m, nn.Embedding)]
-    threshold = int(os.environ.get("KGWB_SPARSE_MIN_ROWS", SPARSE_MIN_ROWS))
+    threshold = int(os.environ.get("KGWB_SPARSE_MIN_ROWS", min_rows))
     return bool(rows) and max(rows) >= threshold
 
 
-def optimizer_name(net: nn.Module, sampled: bool) -> str:
+def optimizer_name(net: nn.Module, sampled: bool, min_rows: int = SPARSE_MIN_ROWS) -> str:
     """What a run's config records as its optimizer."""
-    if sampled and uses_row_sparse(net):
+    if sampled and uses_row_sparse(net, min_rows=min_rows):
         return "lazy row-wise Adam (tables) + Adam"
     return "Adam"
 
 
-def sampled_optimizer(net: nn.Module, lr: float, *, sparse: bool | None = None):
+def sampled_optimizer(
+    net: nn.Module, lr: float, *, sparse: bool | None = None, min_rows: int = SPARSE_MIN_ROWS
+):
     """The optimiser of a sampled run: row-sparse tables with lazy Adam when
     :func:`uses_row_sparse`, else dense Adam as a full-graph run."""
-    if uses_row_sparse(net, sparse):
+    if uses_row_sparse(net, sparse, min_rows):
         return RowSparseAdam(net, lr)
     groups = net.param_groups(lr) if hasattr(net, "param_groups") else net.parameters()
     return _dense_adam(list(groups), lr)
