@@ -190,9 +190,13 @@ def test_row_adam_matches_sparse_adam_and_sums_duplicate_rows():
     assert torch.allclose(a.weight, b.weight, atol=1e-4)
 
 
-def test_sampled_run_resumes_like_an_uninterrupted_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "sampled",
+    [["--sampler", "neighbors", "--fanout", "5,5"], ["--sampler", "history", "--fanout", "3"]],
+    ids=["neighbors", "history"],
+)
+def test_sampled_run_resumes_like_an_uninterrupted_one(tmp_path, monkeypatch, sampled):
     monkeypatch.setenv("KGWB_SPARSE_MIN_ROWS", "0")  # row-sparse tables even on sample:tiny
-    sampled = ["--sampler", "neighbors", "--fanout", "5,5"]
     whole = _train(tmp_path, "whole", *sampled)
     assert whole["config"]["optimizer"].startswith("lazy row-wise Adam")
     part = tmp_path / "part"
@@ -357,17 +361,3 @@ def test_history_uses_row_sparse_tables_from_a_lower_threshold(tiny):
     assert isinstance(sampled_optimizer(net, 1e-2, min_rows=rows), RowSparseAdam)
     net = build_model("lightgcn", data)
     assert not isinstance(sampled_optimizer(net, 1e-2, min_rows=rows + 1), RowSparseAdam)
-
-
-def test_history_run_resumes_like_an_uninterrupted_one(tmp_path, monkeypatch):
-    monkeypatch.setenv("KGWB_SPARSE_MIN_ROWS", "0")  # row-sparse tables even on sample:tiny
-    sampled = ["--sampler", "history", "--fanout", "3"]
-    whole = _train(tmp_path, "whole", *sampled)
-    assert whole["config"]["optimizer"].startswith("lazy row-wise Adam")
-    part = tmp_path / "part"
-    argv = ["train", "--dataset", "sample:tiny", "--device", "cpu", "--out", str(part)]
-    argv += ["--no-progress", "--save-top-k", "0", "--dim", "32", *sampled]
-    assert main([*argv, "--epochs", "2"]) == 0
-    assert main([*argv, "--epochs", "4", "--resume"]) == 0
-    resumed = json.loads((part / "metrics.json").read_text())
-    assert resumed["curve"][-1]["loss"] == pytest.approx(whole["curve"][-1]["loss"], rel=1e-4)
