@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kgwb.stage import Registry, StageConfig, StageResult
+from kgwb.stage import Registry, StageConfig, StageResult, resolve_entry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,14 +46,11 @@ class StageSpec:
     folder: str
     saves: bool = False
 
-    def _resolve(self, value: Any) -> Any:
-        return Registry("stage part", {"x": value}).get("x")
-
     def build_fn(self) -> Callable[[Any, RunDir], StageResult]:
-        return self._resolve(self.build)
+        return resolve_entry(self.build)
 
     def result_cls(self) -> type[StageResult]:
-        return self._resolve(self.result)
+        return resolve_entry(self.result)
 
 
 #: every stage RunDir can build: name -> StageSpec (modules register theirs)

@@ -291,6 +291,17 @@ def _folder_for(run: Any, stage: str) -> Path:
     return Path(run)
 
 
+def resolve_entry(entry: Any) -> Any:
+    """A lazy ``"module:attribute"`` (or ``"module:Class.method"``) entry imported; any other
+    entry as it is."""
+    if isinstance(entry, str) and ":" in entry:
+        module, attribute = entry.split(":", 1)
+        entry = importlib.import_module(module)
+        for part in attribute.split("."):
+            entry = getattr(entry, part)
+    return entry
+
+
 class Registry:
     """Named components of one kind.  An entry is the object itself or a lazy
     ``"module:attribute"`` string imported on first use; unknown names raise
@@ -330,13 +341,7 @@ class Registry:
     def get(self, name: str) -> Any:
         if name not in self._entries:
             raise UnknownNameError(self.kind, name, self.names())
-        entry = self._entries[name]
-        if isinstance(entry, str) and ":" in entry:
-            module, attribute = entry.split(":", 1)
-            entry = importlib.import_module(module)
-            for part in attribute.split("."):  # "module:Class.method" too
-                entry = getattr(entry, part)
-            self._entries[name] = entry
+        entry = self._entries[name] = resolve_entry(self._entries[name])
         return entry
 
     def raw(self, name: str) -> Any:
