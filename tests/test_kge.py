@@ -16,6 +16,7 @@ import pytest
 from kgwb.errors import DataError, KgwbError, UnknownNameError  # noqa: E402
 from kgwb.kg.model import KnowledgeGraph  # noqa: E402
 from kgwb.train.kge import MODELS, reverse_in_train, train_kge  # noqa: E402
+from kgwb.train.config import KGEConfigError  # noqa: E402
 
 RANK_METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
 QUICK = {"dim": 8, "epochs": 2, "batch_size": 256, "device": "cpu", "progress": False}
@@ -301,3 +302,19 @@ def test_a_kg_build_output_folder_reads_like_its_kg_subfolder(tmp_path):
     frame, _, where = load_triples(tmp_path / "build")
     direct, _, _ = load_triples(tmp_path / "build" / "kg")
     assert len(frame) == len(direct) == 90 and where == str(tmp_path / "build" / "kg")
+
+
+def test_max_eval_triples_evaluates_a_seeded_sample_and_keeps_the_rest_filtered():
+    rows = [(f"n{i}", "near", f"n{(i * 7 + 3) % 60}") for i in range(60)]
+    rows += [(f"n{i}", "kind", f"k{i % 4}") for i in range(60)]
+    frame = pd.DataFrame(rows, columns=["head", "relation", "tail"])
+    full = train_kge(triples=frame, model="transe", seed=0, **QUICK).metrics
+    assert full["num_test"] > 5 and "eval_capped_at" not in full
+    capped = train_kge(triples=frame, model="transe", seed=0, max_eval_triples=5, **QUICK)
+    again = train_kge(triples=frame, model="transe", seed=0, max_eval_triples=5, **QUICK)
+    assert capped.metrics["num_test"] == 5 and capped.metrics["eval_capped_at"] == 5
+    assert capped.metrics["num_train"] == full["num_train"]  # training is untouched
+    assert capped.config["max_eval_triples"] == 5
+    assert capped.metrics["mrr"] == again.metrics["mrr"]  # the sample is seeded
+    with pytest.raises(KGEConfigError, match="max_eval_triples"):
+        train_kge(triples=frame, model="transe", max_eval_triples=0, **QUICK)

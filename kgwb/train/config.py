@@ -203,6 +203,13 @@ class KGEConfig(StageConfig):
     sources: tuple[str, ...] | None = option(
         None, "for a kgwb KG: comma-separated edge sources to keep (e.g. catalog,extracted)"
     )
+    max_eval_triples: int | None = option(
+        None,
+        "evaluate on at most N test and N validation triples (a seeded sample; the rest stay "
+        "in the filter): filtered ranking scores every entity per triple, hours on a "
+        "million-triple KG on a CPU",
+        metavar="N",
+    )
     drop_reverse_leaks: bool = option(
         False,
         "remove test/validation triples whose reverse pair is in train (FB15k-237 style); "
@@ -227,6 +234,10 @@ class KGEConfig(StageConfig):
             from kgwb.train.kge import kge_models
 
             kge_models().raw(self.key)  # an unknown name lists PyKEEN's models
+        if self.max_eval_triples is not None and int(self.max_eval_triples) < 1:
+            raise KGEConfigError(
+                f"max_eval_triples must be at least 1 (or None: all), not {self.max_eval_triples}"
+            )
         for name in ("dim", "epochs", "batch_size", "negatives"):
             value = getattr(self, name)
             if int(value) < 1:

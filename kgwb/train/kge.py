@@ -493,7 +493,25 @@ def _splits(config: KGEConfig, triples: Any) -> _Splits:
     out.leaks = {"test_reverse_in_train": int(leaks.sum()), "test_before_drop": None}
     if config.drop_reverse_leaks:
         _drop_reverse_leaks(out, leaks)
+    if config.max_eval_triples is not None:
+        _cap_evaluation(out, int(config.max_eval_triples), int(config.seed))
     return out
+
+
+def _cap_evaluation(splits: _Splits, cap: int, seed: int) -> None:
+    """Keep a seeded sample of at most ``cap`` test and ``cap`` validation triples; the others
+    stay true triples in the evaluation's filter (``splits.dropped``)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    for name in ("test", "valid"):
+        part = getattr(splits, name)
+        if part is None or part.num_triples <= cap:
+            continue
+        order = torch.randperm(part.num_triples, generator=generator)
+        splits.dropped.append(part.mapped_triples[order[cap:]])
+        setattr(splits, name, part.clone_and_exchange_triples(part.mapped_triples[order[:cap]]))
+    splits.leaks["eval_capped_at"] = cap
 
 
 def _drop_reverse_leaks(splits: _Splits, leaks: Any) -> None:
@@ -537,6 +555,7 @@ def _description(config: KGEConfig, splits: _Splits, resolved: str, use_stopper:
         "early_stopping": {**EARLY_STOPPING} if use_stopper else False,
         "evaluation": "pykeen rank-based, filtered (train+valid+test), both sides, realistic",
         "drop_reverse_leaks": bool(config.drop_reverse_leaks),
+        "max_eval_triples": config.max_eval_triples,
     }
 
 
