@@ -29,10 +29,14 @@ def test_subsample_keeps_whole_users_and_their_items(shared_datasets):
     assert set(again.kg["relation"]) == {"produced_by"}
 
 
-def test_pipeline_on_an_amazon_beauty_user_subsample(shared_datasets, tmp_path):
+@pytest.mark.parametrize("fixed_split", [True, False], ids=["fixed-split", "no-split"])
+def test_pipeline_on_an_amazon_beauty_user_subsample(shared_datasets, tmp_path, fixed_split):
     ds = load_dataset(shared_datasets / "amazon-beauty" / "recbole", format="recbole")
     # brand and category triples only: the KG-embedding step stays seconds long
     small = subsample_users(ds, 120, seed=0, relations=("produced_by", "belongs_to"))
+    if not fixed_split:  # one interaction file, as RecBole's own Amazon sets: runs split it
+        small.interactions = small.interactions.drop(columns="split")
+        assert not small.has_split
     small.save(tmp_path / "data")
     params = {
         "name": "beauty-smoke",
