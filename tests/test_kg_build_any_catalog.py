@@ -185,3 +185,34 @@ def test_a_trained_extractor_on_titles_without_attributes_writes_spans(
         title = ds.items.set_index("item_id").loc[row.item_id, "title"]
         assert row.field == "title" and title[row.start : row.end] == row.text
     assert result.quality["attribute_coverage_mean"]["extracted"] > 0
+
+
+def test_a_catalog_file_alone_builds_a_kg(tmp_path, capsys):
+    """A catalog with no interactions (one CSV of items, or a RecBole folder with only its .item
+    file) loads as items with zero interactions, and `kg build` runs on it."""
+    from kgwb.cli import main
+    from kgwb.data import load_dataset
+
+    csv_file = tmp_path / "catalog.csv"
+    pd.DataFrame({"item_id": IDS, "brand": BRANDS, "title": TITLES}).to_csv(csv_file, index=False)
+    ds = load_dataset(csv_file)
+    assert ds.items["item_id"].tolist() == IDS and len(ds.interactions) == 0
+    # a file of interactions with the same columns plus user_id stays interactions
+    (tmp_path / "inter.csv").write_text("user_id,item_id,title\nu1,i1,x\n")
+    assert len(load_dataset(tmp_path / "inter.csv").interactions) == 1
+
+    folder = tmp_path / "rb"
+    folder.mkdir()
+    (folder / "rb.item").write_text(
+        "item_id:token\tbrand:token\tcategories:token_seq\ni1\tAcme\tBeauty Hair\n"
+        "i2\tZeta\tBeauty Skin\n"
+    )
+    rb = load_dataset(folder, format="recbole")
+    assert rb.items["item_id"].tolist() == ["i1", "i2"] and len(rb.interactions) == 0
+
+    out = tmp_path / "out"
+    rc = main(["kg", "build", "--dataset", str(csv_file), "--extract-model", "none",
+               "--no-resolve", "--no-store", "--out", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert json.loads(captured.out)["nodes_by_type"] == {"brand": 3, "item": 4}

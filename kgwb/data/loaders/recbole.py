@@ -72,15 +72,21 @@ def load_recbole(path: str | Path, *, errors: Errors = "raise", name: str | None
     split_files = [(part, file("inter", part)) for part in SPLIT_PARTS]
     if any(p.exists() for _, p in split_files):
         inter_files = [(part, p) for part, p in split_files if part != "valid" or p.exists()]
-    else:
+    elif file("inter").exists() or not items_given:
         inter_files = [(None, file("inter"))]
+    else:  # a catalog alone (.item, maybe .kg/.link): enough for `kgwb kg build`
+        inter_files = []
     parts = []
     for part, inter_file in inter_files:
         df = _read_inter(inter_file, items, users, errors, report)
         if part is not None:
             df["split"] = pd.Series(np.full(len(df), part), dtype="str")
         parts.append(df)
-    interactions = pd.concat(parts, ignore_index=True)
+    interactions = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame({"user_id": pd.Series(dtype="str"), "item_id": pd.Series(dtype="str")})
+    )
 
     link = _read_link(file("link"), items, errors, report) if file("link").exists() else None
     kg = _read_kg(file("kg"), errors, report) if file("kg").exists() else None

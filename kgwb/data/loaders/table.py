@@ -288,12 +288,18 @@ def _role_from_name(stem: str) -> str | None:
     return None
 
 
+#: columns that make a one-file source without a ``user_id`` column a catalog (items table)
+CATALOG_COLUMNS = frozenset({"title", "brand", "category", "categories", "description", "price"})
+
+
 def _guess_role(columns: pd.Index) -> str:
     cols = set(columns)
     if {"reviewerID", "asin"} <= cols:
         return "reviews"
     if "asin" in cols:
         return "items"
+    if "item_id" in cols and "user_id" not in cols and cols & CATALOG_COLUMNS:
+        return "items"  # a catalog alone: enough for `kgwb kg build`
     return "interactions"
 
 
