@@ -15,8 +15,8 @@ import pytest
 
 from kgwb.errors import DataError, KgwbError, UnknownNameError  # noqa: E402
 from kgwb.kg.model import KnowledgeGraph  # noqa: E402
-from kgwb.train.kge import MODELS, reverse_in_train, train_kge  # noqa: E402
 from kgwb.train.config import KGEConfigError  # noqa: E402
+from kgwb.train.kge import MODELS, reverse_in_train, train_kge  # noqa: E402
 
 RANK_METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
 QUICK = {"dim": 8, "epochs": 2, "batch_size": 256, "device": "cpu", "progress": False}
