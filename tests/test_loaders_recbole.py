@@ -278,3 +278,25 @@ def test_skip_counts_every_bad_row(tmp_path: Path) -> None:
     }
     assert ds.report.balanced and ds.report.rows_read == ROWS + 1
     assert ds.summary()["interactions"] == {"train": 1, "valid": 1, "test": 2}
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        ("Beauty Hair_Care Shampoo", "Beauty > Hair Care > Shampoo"),  # RecBole: _ for spaces
+        ("Beauty Creams,_Gels_&_Lotions", "Beauty > Creams, Gels & Lotions"),  # a comma in a token
+        ("'Sports & Outdoors', 'Fitness', 'Yoga'", "Sports & Outdoors > Fitness > Yoga"),
+        ("Food, Coffee", "Food > Coffee"),
+        ("Home|Kitchen Tools", "Home > Kitchen Tools"),
+        ("   ", None),
+    ],
+)
+def test_categories_in_each_layout_real_files_use(tmp_path, raw, path):
+    (tmp_path / "c.item").write_text(f"item_id:token\tcategories:token_seq\ni1\t{raw}\n")
+    (tmp_path / "c.inter").write_text("user_id:token\titem_id:token\nu1\ti1\n")
+    items = load_recbole(tmp_path).items.set_index("item_id")
+    if path is None:
+        assert pd.isna(items.loc["i1", "category_path"]) and pd.isna(items.loc["i1", "category"])
+    else:
+        assert items.loc["i1", "category_path"] == path
+        assert items.loc["i1", "category"] == path.split(" > ")[-1]

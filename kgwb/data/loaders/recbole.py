@@ -8,7 +8,8 @@ Mapping to the canonical schema: ``user_id``/``item_id``/``rating``/``timestamp`
 names; ``head_id``/``relation_id``/``tail_id`` become ``head``/``relation``/``tail``; ``.link``
 gives ``item_entities``; ``.item`` keeps every column, and its ``categories`` token sequence
 becomes ``category`` (the last token) and ``category_path`` (tokens joined with ``" > "``),
-underscores read as spaces.  Entity types come from ``.link`` (``item``) or from an id prefix
+underscores read as spaces (names separated by commas or ``|``, as RecSysDatasets' Amazon
+files write them, are split there instead).  Entity types come from ``.link`` (``item``) or from an id prefix
 such as ``brand:`` (otherwise ``entity``).
 """
 
@@ -235,13 +236,25 @@ def _read_items(file: Path, errors: Errors, report: LoadReport) -> pd.DataFrame:
     df = rows.finish()
     _empty_to_missing(df, types)
     if "categories" in df.columns:
-        cats = df.pop("categories").str.strip()
-        cats = cats.where(cats != "")
-        last = cats.str.rsplit(" ", n=1).str[-1]
-        df["category"] = last.str.replace("_", " ").astype("str")
-        path = cats.str.replace(r"\s+", " > ", regex=True).str.replace("_", " ")
-        df["category_path"] = path.astype("str")
+        path = df.pop("categories").map(_category_tokens, na_action="ignore")
+        df["category"] = path.map(lambda p: p[-1], na_action="ignore").astype("str")
+        df["category_path"] = path.map(" > ".join, na_action="ignore").astype("str")
     return df
+
+
+def _category_tokens(value: str) -> list[str] | None:
+    """A ``categories`` token sequence as category names, most general first: space-separated
+    tokens with underscores for spaces (RecBole's separator), or, where the value holds a ``|``
+    or a comma and a space, names separated by those (RecSysDatasets' Amazon files write
+    ``'Sports & Outdoors', 'Cycling'``); quotes around a name are dropped."""
+    value = str(value).strip()
+    if "|" in value or ", " in value:  # (a comma inside a token is part of the name: `A,_B`)
+        parts = value.replace("|", ", ").split(", ")
+    else:
+        parts = [token.replace("_", " ") for token in value.split()]
+    names = [p.strip().strip("'\"[]").strip() for p in parts]
+    names = [n for n in names if n]
+    return names or None
 
 
 def _empty_to_missing(df: pd.DataFrame, types: dict[str, str]) -> None:
