@@ -361,3 +361,35 @@ def test_history_uses_row_sparse_tables_from_a_lower_threshold(tiny):
     assert isinstance(sampled_optimizer(net, 1e-2, min_rows=rows), RowSparseAdam)
     net = build_model("lightgcn", data)
     assert not isinstance(sampled_optimizer(net, 1e-2, min_rows=rows + 1), RowSparseAdam)
+
+
+# ------------------------------------------------------------------ per-step costs (issue #14)
+def test_negative_sampler_rechecks_only_redrawn_negatives_with_the_same_result():
+    from kgwb.train.trainer import NegativeSampler
+
+    def every_round_checks_all(sampler, users, gen):  # the loop before: rounds + 1 searches
+        neg = sampler._draw(users, gen)
+        for _ in range(sampler.rounds):
+            redraw = sampler._draw(users, gen)
+            neg = torch.where(sampler._positive(users, neg), redraw, neg)
+        return neg
+
+    g = torch.Generator().manual_seed(0)
+    n_users, n_items = 300, 40  # dense enough that negatives hit positives often
+    train = torch.stack(
+        [
+            torch.randint(0, n_users, (6000,), generator=g),
+            torch.randint(0, n_items, (6000,), generator=g),
+        ],
+        1,
+    ).unique(dim=0)
+    for exclude in (None, [1, 2, 3]):
+        sampler = NegativeSampler(train, n_items, torch.device("cpu"), exclude=exclude)
+        ga, gb = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        for _ in range(10):
+            users = torch.randint(0, n_users, (512,), generator=g)
+            fast, reference = sampler(users, ga), every_round_checks_all(sampler, users, gb)
+            assert torch.equal(fast, reference)
+        assert torch.equal(ga.get_state(), gb.get_state())  # the same random stream after
+    first = sampler._draw(users, torch.Generator().manual_seed(9))
+    assert sampler._positive(users, first).sum() > 50  # redraws were exercised
