@@ -288,9 +288,9 @@ class LightGCN(Recommender):
         return _with_item_text(self, x, nodes - self.n_users)
 
     def layer0_rows(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(layer0_nodes(nodes), table rows of nodes)`` for DISTINCT ``nodes`` in one gather:
-        the table rows are what :meth:`ego` penalises, so a step that takes its L2 penalty from
-        them gives the table one gradient term, whose rows are distinct (``--sampler history``)."""
+        """``(layer0_nodes(nodes), table rows of nodes)`` in one gather: the table rows are what
+        :meth:`ego` penalises, so a step that takes its L2 penalty from them gives the table a
+        single gradient term (``--sampler history``)."""
         from kgwb.train.sparse_optim import gather_rows
 
         rows = gather_rows(self.embedding, nodes)

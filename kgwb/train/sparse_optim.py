@@ -46,33 +46,12 @@ def sparse_embeddings(net: nn.Module) -> list[nn.Parameter]:
     return weights
 
 
-class _GatherRows(torch.autograd.Function):
-    """``weight[nodes]`` for distinct ``nodes``; the backward is a row-sparse gradient whose
-    rows are ``nodes`` themselves, flagged coalesced (distinct rows; unsorted, which
-    :class:`RowAdam` does not need), so the optimizer skips its de-duplication."""
-
-    @staticmethod
-    def forward(ctx, weight: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(nodes)
-        ctx.shape = weight.shape
-        return weight.index_select(0, nodes)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (nodes,) = ctx.saved_tensors
-        values = grad.contiguous()
-        sparse = torch.sparse_coo_tensor(
-            nodes.unsqueeze(0), values, ctx.shape, is_coalesced=True, check_invariants=False
-        )
-        return sparse, None
-
-
 def gather_rows(table: nn.Embedding, nodes: torch.Tensor) -> torch.Tensor:
-    """The rows of ``table`` at DISTINCT ``nodes``, differentiable: a dense table gets
-    ``index_select``'s gradient (one ``index_add``), a sparse one (:func:`sparse_embeddings`)
-    a row-sparse gradient with one row per node and nothing to de-duplicate."""
+    """The rows of ``table`` at ``nodes``, differentiable: a dense table gets
+    ``index_select``'s gradient (one ``index_add``; the embedding's own backward sorts the
+    indices), a sparse one (:func:`sparse_embeddings`) the embedding's row-sparse gradient."""
     if table.sparse:
-        return _GatherRows.apply(table.weight, nodes)
+        return table(nodes)
     return table.weight.index_select(0, nodes)
 
 
