@@ -252,7 +252,7 @@ class Trainer:
         net, dev, ddp, gen = self.net, self.device, self.ddp, self.gen
         net.train()
         gen.manual_seed(self.seed * 1_000_003 + epoch)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         net.on_epoch_start(gen)
         if self.sampled is not None:
             self.sampled.on_epoch_start()
@@ -277,6 +277,9 @@ class Trainer:
             "reg_loss": reg,
             "aux_loss": aux,
             "train_seconds": seconds,
+            # this process's CPU seconds (all its threads): on a busy machine the wall time
+            # above includes waiting for a core, this does not
+            "train_cpu_seconds": time.process_time() - cpu0,
         }
 
     def train_batch(self, batch) -> torch.Tensor:
