@@ -231,18 +231,21 @@ def _sparse(ptr, col, val, shape) -> torch.Tensor:
         return torch.sparse_csr_tensor(ptr, col, val, shape, check_invariants=False)
 
 
-#: the backward of a sampled matmul scatters into its gradient (``index_add``, no sort) when that
-#: gradient is at most this large, else multiplies by the transpose built with one sort; one CPU
-#: thread, 64 columns: 0.25-0.47 vs 0.7-6 ms for the one-hop matrices of ``--sampler history``
-#: (10-16k entries, 6-19k columns), 5.3 vs 4.2 ms for a 2-hop matrix of 64k entries into 52k
-#: columns (13 MB: the scattered writes leave the cache)
+#: the backward of a sampled matmul scatters into its gradient (``index_add``, no sort) when the
+#: matrix has at most this many entries per column and the gradient is at most
+#: :data:`SCATTER_BACKWARD_MAX_BYTES`, else it multiplies by the transpose built with one sort.
+#: One CPU thread, 64 columns: 0.25-0.47 vs 0.7-6 ms for the one-hop matrices of ``--sampler
+#: history`` (10-26k entries, 1.4-2.7 per column); the 2-hop samples of ``--sampler neighbors``
+#: (7-15 entries per column) keep the transpose, which does not materialise one row per entry
+SCATTER_BACKWARD_MAX_ENTRIES_PER_COLUMN = 4
 SCATTER_BACKWARD_MAX_BYTES = 8 << 20
 
 
 class _SampledMatmul(torch.autograd.Function):
     """``A @ X`` for a sampled constant ``A``; the backward is ``A^T @ grad``: each entry's
-    weighted row of ``grad`` added to its column's row (small gradients), or a multiplication
-    by ``A^T`` built as CSR by one sort of the columns (:data:`SCATTER_BACKWARD_MAX_BYTES`)."""
+    weighted row of ``grad`` added to its column's row (few entries per column, small
+    gradients: :data:`SCATTER_BACKWARD_MAX_ENTRIES_PER_COLUMN`), or a multiplication by ``A^T``
+    built as CSR by one sort of the columns."""
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -257,7 +260,11 @@ class _SampledMatmul(torch.autograd.Function):
         n_rows = len(ptr) - 1
         rows = torch.repeat_interleave(torch.arange(n_rows, device=ptr.device), ptr.diff())
         grad = grad.to(val.dtype)
-        if ctx.n_cols * grad.shape[1] * grad.element_size() <= SCATTER_BACKWARD_MAX_BYTES:
+        scatter = len(col) <= SCATTER_BACKWARD_MAX_ENTRIES_PER_COLUMN * ctx.n_cols
+        if (
+            scatter
+            and ctx.n_cols * grad.shape[1] * grad.element_size() <= SCATTER_BACKWARD_MAX_BYTES
+        ):
             contrib = grad.index_select(0, rows).mul_(val.unsqueeze(1))
             out = grad.new_zeros((ctx.n_cols, grad.shape[1])).index_add_(0, col, contrib)
             return None, out.to(ctx.dtype)
