@@ -475,3 +475,13 @@ def test_row_adam_moment_block_matches_separate_moments_and_survives_a_checkpoin
         assert torch.equal(
             resumed.state[tables[0].weight][key], separate.state[tables[1].weight][key]
         )
+
+
+def test_threads_flag_and_cpu_seconds_are_recorded(tmp_path, capsys):
+    threads = torch.get_num_threads()
+    try:
+        run = _train(tmp_path, "one", "--sampler", "history", "--fanout", "3", "--threads", "1")
+    finally:
+        torch.set_num_threads(threads)
+    assert run["config"]["torch_threads"] == 1
+    assert all(row["train_cpu_seconds"] > 0 for row in run["curve"])
