@@ -361,3 +361,127 @@ def test_history_uses_row_sparse_tables_from_a_lower_threshold(tiny):
     assert isinstance(sampled_optimizer(net, 1e-2, min_rows=rows), RowSparseAdam)
     net = build_model("lightgcn", data)
     assert not isinstance(sampled_optimizer(net, 1e-2, min_rows=rows + 1), RowSparseAdam)
+
+
+# ------------------------------------------------------------------ per-step costs (issue #14)
+def test_negative_sampler_rechecks_only_redrawn_negatives_with_the_same_result():
+    from kgwb.train.trainer import NegativeSampler
+
+    def every_round_checks_all(sampler, users, gen):  # the loop before: rounds + 1 searches
+        neg = sampler._draw(users, gen)
+        for _ in range(sampler.rounds):
+            redraw = sampler._draw(users, gen)
+            neg = torch.where(sampler._positive(users, neg), redraw, neg)
+        return neg
+
+    g = torch.Generator().manual_seed(0)
+    n_users, n_items = 300, 40  # dense enough that negatives hit positives often
+    train = torch.stack(
+        [
+            torch.randint(0, n_users, (6000,), generator=g),
+            torch.randint(0, n_items, (6000,), generator=g),
+        ],
+        1,
+    ).unique(dim=0)
+    for exclude in (None, [1, 2, 3]):
+        sampler = NegativeSampler(train, n_items, torch.device("cpu"), exclude=exclude)
+        ga, gb = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        for _ in range(10):
+            users = torch.randint(0, n_users, (512,), generator=g)
+            fast, reference = sampler(users, ga), every_round_checks_all(sampler, users, gb)
+            assert torch.equal(fast, reference)
+        assert torch.equal(ga.get_state(), gb.get_state())  # the same random stream after
+    first = sampler._draw(users, torch.Generator().manual_seed(9))
+    assert sampler._positive(users, first).sum() > 50  # redraws were exercised
+
+
+def test_gather_rows_gives_the_embedding_gradient(tiny):
+    from kgwb.train.sparse_optim import gather_rows
+
+    _, data = tiny
+    for sparse in (False, True):
+        net = build_model("lightgcn", data)
+        net.embedding.sparse = sparse
+        nodes = torch.tensor([7, 3, 40, 11, 0])  # distinct, unsorted
+        weight = torch.randn(len(nodes), net.dim)
+        (gather_rows(net.embedding, nodes) * weight).sum().backward()
+        grad = net.embedding.weight.grad
+        expected = torch.zeros_like(net.embedding.weight).index_add_(0, nodes, weight)
+        assert grad.is_sparse == sparse and torch.allclose(grad.to_dense(), expected)
+
+
+def test_history_l2_from_the_layer0_gather_equals_the_ego_penalty(tiny):
+    _, data = tiny
+    net = build_model("lightgcn", data)
+    net.train()
+    helper = _history(net, 3)
+    users, pos, neg = torch.arange(0, 16), torch.arange(3, 19), torch.arange(20, 36)
+    users[1] = users[0]  # duplicate batch entries count once per entry, as in ego
+    _, l2 = helper.bpr_loss(users, pos, neg, 1e-4, torch.Generator().manual_seed(0))
+    ego = sum(e.pow(2).sum() for e in net.ego(users, pos, neg))
+    assert torch.allclose(l2, 1e-4 * 0.5 * ego / len(users))
+
+
+def test_sampled_matmul_backward_scatter_and_transpose_agree(monkeypatch):
+    from kgwb.train import sampler as sampler_mod
+
+    gen = torch.Generator().manual_seed(0)
+    rows, cols, nnz = 30, 50, 120
+    dense = torch.zeros(rows, cols)
+    dense.view(-1)[torch.randperm(rows * cols, generator=gen)[:nnz]] = torch.rand(
+        nnz, generator=gen
+    )
+    a = dense.to_sparse_csr()
+    x = torch.randn(cols, 8, generator=gen)
+    grads = []
+    for limit in (1 << 30, 0):  # scatter (index_add) backward, then the transpose's
+        monkeypatch.setattr(sampler_mod, "SCATTER_BACKWARD_MAX_BYTES", limit)
+        xg = x.clone().requires_grad_(True)
+        out = sampler_mod.sampled_matmul(a, xg)
+        assert torch.allclose(out, dense @ x, atol=1e-6)
+        (out * torch.arange(8.0)).sum().backward()
+        grads.append(xg.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    assert torch.allclose(grads[0], dense.t() @ torch.arange(8.0).expand(rows, 8), atol=1e-5)
+
+
+def test_row_adam_moment_block_matches_separate_moments_and_survives_a_checkpoint(tmp_path):
+    from kgwb.train.sparse_optim import RowAdam
+
+    torch.manual_seed(0)
+    tables = [torch.nn.Embedding(40, 4, sparse=True) for _ in range(2)]
+    tables[1].load_state_dict(tables[0].state_dict())
+    block, separate = (
+        RowAdam(tables[0].parameters(), lr=0.1),
+        RowAdam(tables[1].parameters(), lr=0.1),
+    )
+    separate._moment_block = lambda p, state: None  # the layout before the block
+
+    def steps(n, pairs):
+        for _ in range(n):
+            idx = torch.randint(0, 40, (25,))
+            for emb, opt in pairs:
+                opt.zero_grad()
+                emb(idx).pow(2).sum().backward()
+                opt.step()
+
+    steps(3, [(tables[0], block), (tables[1], separate)])
+    torch.save(block.state_dict(), tmp_path / "opt.pt")
+    resumed = RowAdam(tables[0].parameters(), lr=0.1)
+    resumed.load_state_dict(torch.load(tmp_path / "opt.pt", weights_only=True))
+    steps(3, [(tables[0], resumed), (tables[1], separate)])
+    assert torch.equal(tables[0].weight, tables[1].weight)
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert torch.equal(
+            resumed.state[tables[0].weight][key], separate.state[tables[1].weight][key]
+        )
+
+
+def test_threads_flag_and_cpu_seconds_are_recorded(tmp_path, capsys):
+    threads = torch.get_num_threads()
+    try:
+        run = _train(tmp_path, "one", "--sampler", "history", "--fanout", "3", "--threads", "1")
+    finally:
+        torch.set_num_threads(threads)
+    assert run["config"]["torch_threads"] == 1
+    assert all(row["train_cpu_seconds"] > 0 for row in run["curve"])

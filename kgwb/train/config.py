@@ -114,6 +114,9 @@ class RecommenderConfig(StageConfig):
         0,
         "write the top-k recommendations of every user to recommendations.parquet (0: no)",
     )
+    num_threads: int | None = option(
+        None, "torch CPU threads (per process; default: torch's)", flag="--threads", metavar="N"
+    )
 
     def __post_init__(self) -> None:
         self.model_options = dict(self.model_options or {})

@@ -92,13 +92,26 @@ class HistoryTraining:
 
     def representations(self, seeds: torch.Tensor, generator=None):
         """Final representations of ``seeds`` (unique global node ids) and the sample used."""
+        reps, sub, _ = self._representations(seeds, generator)
+        return reps, sub
+
+    def _representations(self, seeds: torch.Tensor, generator=None):
+        """:meth:`representations` and the seeds' table rows (``None`` for a model without
+        ``layer0_rows``: its L2 penalty then gathers them again)."""
         net = self.model
         sub = self.sampler.sample(seeds, generator)
         graphs = sub.layers[0]  # rows: the seeds; columns: seeds + their sampled neighbours
-        x0 = net.layer0_nodes(sub.nodes)
-        drift = net.sampled_layer(0, x0 - self.layer0[sub.nodes], graphs)
-        total = x0[: sub.n_seeds] + self.history[seeds] + drift
-        return total / (net.layers + 1), sub
+        if hasattr(net, "layer0_rows"):  # one gather for layer 0 and the L2 penalty
+            x0, rows = net.layer0_rows(sub.nodes)
+            rows = rows[: sub.n_seeds]
+        else:
+            x0, rows = net.layer0_nodes(sub.nodes), None
+        # index_select, not tensor[index]: ~20x faster on CPU for 10^4 rows of a large table,
+        # and its backward is one index_add
+        h0 = self.layer0.index_select(0, sub.nodes)
+        drift = net.sampled_layer(0, x0 - h0, graphs)
+        total = x0[: sub.n_seeds] + self.history.index_select(0, seeds) + drift
+        return total / (net.layers + 1), sub, rows
 
     def bpr_loss(self, users, pos, neg, reg: float, generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's BPR loss and L2 penalty with one-hop + history representations (module doc)."""
@@ -108,9 +121,12 @@ class HistoryTraining:
         self.steps += 1
         batch = torch.cat([users, pos + net.n_users, neg + net.n_users])
         seeds, inverse = torch.unique(batch, return_inverse=True)
-        reps, _ = self.representations(seeds, generator)
-        u, p, n = reps[inverse].chunk(3)
+        reps, _, rows = self._representations(seeds, generator)
+        u, p, n = reps.index_select(0, inverse).chunk(3)
         diff = (u * p).sum(-1) - (u * n).sum(-1)
         bpr = F.softplus(-diff).mean()
-        l2 = sum(e.float().pow(2).sum() for e in net.ego(users, pos, neg))
+        if rows is None:
+            l2 = sum(e.float().pow(2).sum() for e in net.ego(users, pos, neg))
+        else:  # = the ego rows' penalty: each batch entry's row, from the seeds' rows
+            l2 = rows.index_select(0, inverse).float().pow(2).sum()
         return bpr, reg * 0.5 * l2 / len(users)

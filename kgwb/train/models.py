@@ -287,6 +287,15 @@ class LightGCN(Recommender):
         x = self.embedding(nodes) if self.embedding.sparse else w.index_select(0, nodes)
         return _with_item_text(self, x, nodes - self.n_users)
 
+    def layer0_rows(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(layer0_nodes(nodes), table rows of nodes)`` in one gather: the table rows are what
+        :meth:`ego` penalises, so a step that takes its L2 penalty from them gives the table a
+        single gradient term (``--sampler history``)."""
+        from kgwb.train.sparse_optim import gather_rows
+
+        rows = gather_rows(self.embedding, nodes)
+        return _with_item_text(self, rows, nodes - self.n_users), rows
+
     def sampled_layer(self, layer: int, x: torch.Tensor, graphs: dict) -> torch.Tensor:
         from kgwb.train.sampler import sampled_matmul
 

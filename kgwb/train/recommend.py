@@ -395,6 +395,7 @@ def _run_description(config: RecommenderConfig, dataset, built: _Built, ddp) -> 
         "split": built.data.split_source,
         "cold_items": config.cold_items,
         "sampler": config.sampling().to_dict(),
+        "torch_threads": _torch_threads(),
         **ddp.to_dict(),
         **(
             {}
@@ -402,6 +403,12 @@ def _run_description(config: RecommenderConfig, dataset, built: _Built, ddp) -> 
             else {"item_texts": len(texts), "with_facts": any(f for _, f in texts)}
         ),
     }
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _train(config, inputs, out: Path | None, final: Path | None, resume, progress, ddp):
@@ -412,6 +419,8 @@ def _train(config, inputs, out: Path | None, final: Path | None, resume, progres
     dev = torch.device(resolve_device(ddp.device(config.device)))
     sampling = config.sampling()
     seed_everything(config.seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     built = _build(config, inputs, dev)
