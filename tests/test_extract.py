@@ -728,7 +728,7 @@ def test_cli_train_with_validation_fraction_writes_the_metrics(tmp_path, capsys)
     for key in (*ISSUE_METRICS, "best_epoch", "n_valid", "inference"):
         assert key in metrics, key
     assert metrics["unit"] == "percent" and metrics["n_valid"] == 2
-    assert metrics["n_train"] == len(lines) - 2 - 2
+    assert metrics["n_train"] == len(lines) - 2 - 2 and metrics["config"]["refit"] == "none"
     assert metrics["config"]["valid_fraction"] == 0.2
     assert printed["best_epoch"] == metrics["best_epoch"] in (1, 2)
     assert (out / "model" / "kgwb_extractor.json").is_file()

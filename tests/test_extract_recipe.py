@@ -71,7 +71,130 @@ def test_cli_train_defaults_hold_out_validation_and_average_weights():
     register(parser.add_subparsers())
     args = parser.parse_args(["extract", "train", "--train", "t.jsonl", "--out", "o"])
     assert args.valid_fraction == 0.1 and args.average_weights is True and args.ensemble == 3
+    assert args.refit == "none"
     args = parser.parse_args(
         ["extract", "train", "--train", "t.jsonl", "--out", "o", "--no-average-weights"]
     )
     assert args.average_weights is False
+
+
+# ------------------------------------------------------------------------------------------
+# refit: retrain on all titles once validation has picked the weights
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory):
+    """A 2-layer, 32-wide random BERT with the bundled MiniLM's tokenizer: no download."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from kgwb.text.encoder import resolve_encoder
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(None))
+    tokenizer.save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+def _titles():
+    from kgwb.text.extract import LabeledTitle, _labeled_title
+
+    brands = ["Zantrix", "Velmora", "Quorbin", "Astelle", "Brixley", "Kendaro"]
+    colors = ["Red", "Blue", "Green", "Black"]
+    out: list[LabeledTitle] = []
+    for k, brand in enumerate(brands * 3):
+        color = colors[k % len(colors)]
+        category = ("Shoes", "Bags")[k % 2]
+        text = f"{brand} Running Shoe, {color}, Size {5 + k % 6}"
+        out.append(
+            _labeled_title(
+                text, category, {"Brand": [brand], "Color": [color]}, occurrences="first"
+            )
+        )
+    return out
+
+
+@pytest.fixture()
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_refit_stops_at_the_picked_epoch_and_keeps_the_picked_average(tiny_encoder, one_thread):
+    from kgwb.text.extract import ExtractorConfig, Pick, fine_tune
+
+    config = ExtractorConfig(model=tiny_encoder, epochs=4, batch_size=4, max_length=24, seed=5)
+    titles = _titles()
+    runs = {p: fine_tune(titles, config, pick=p) for p in (Pick(2), Pick(3), Pick(3, 2))}
+    assert [len(runs[p].losses) for p in runs] == [2, 3, 3]  # the schedule stops at the pick
+    assert runs[Pick(3)].losses[:2] == runs[Pick(2)].losses  # same schedule, same batches
+    assert runs[Pick(3, 2)].extractor.training["selected"] == "average of epochs 2-3"
+    weights = {p: r.extractor.model.classifier.weight.detach() for p, r in runs.items()}
+    assert torch.allclose(weights[Pick(3, 2)], (weights[Pick(2)] + weights[Pick(3)]) / 2)
+    assert not torch.allclose(weights[Pick(2)], weights[Pick(3)])
+
+
+@pytest.mark.parametrize("refit", ["shared", "each"])
+def test_train_extractor_refits_members_on_all_titles(tiny_encoder, one_thread, refit, tmp_path):
+    from kgwb.text.extract import ExtractorTrainResult, train_extractor
+
+    titles = _titles()
+    result = train_extractor(
+        train=titles,
+        test=titles[:4],
+        model=tiny_encoder,
+        epochs=3,
+        batch_size=4,
+        max_length=24,
+        seed=2,
+        ensemble=2,
+        valid_fraction=0.25,
+        refit=refit,
+        out_dir=tmp_path,
+    )
+    metrics = result.metrics
+    members = metrics["ensemble"]
+    assert [m["seed"] for m in members] == [2, 3] and all(m["refit"] for m in members)
+    assert metrics["n_train"] == len(titles) and metrics["n_valid"] > 0
+    assert all(m["selected"].endswith(f"refit on all {len(titles)} titles") for m in members)
+    assert all(len(m["valid_micro_f1_per_epoch"]) == 3 for m in members)
+    spent = [m["validation_seconds"] for m in members]
+    if refit == "shared":  # one validation run (seed 2) picked for both
+        assert spent[0] > 0 and spent[1] == 0
+        assert members[0]["selected"] == members[1]["selected"]
+    else:
+        assert all(s > 0 for s in spent)
+    total = sum(m["train_seconds"] + m["validation_seconds"] for m in members)
+    assert metrics["train_seconds"] == pytest.approx(total, abs=0.05)
+    assert len(result.extractor.models) == 2 and "micro_f1" in metrics
+    again = ExtractorTrainResult.load(tmp_path)
+    assert [m["refit"] for m in again.members] == [True, True]
+
+
+def test_refit_needs_a_split_of_train_and_a_known_mode(tiny_encoder, one_thread):
+    from kgwb.errors import ConfigError
+    from kgwb.text.extract import ExtractorConfig, train_extractor
+
+    titles = _titles()
+    result = train_extractor(  # given validation titles: the members already train on all
+        train=titles[4:],
+        valid=titles[:4],
+        model=tiny_encoder,
+        epochs=1,
+        batch_size=4,
+        max_length=24,
+        refit="each",
+    )
+    assert result.metrics["ensemble"][0]["refit"] is False
+    with pytest.raises(ConfigError, match="refit"):
+        ExtractorConfig(refit="always").validate()

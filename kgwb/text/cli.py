@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _train_arguments(train: argparse.ArgumentParser) -> None:
     """The flags of ``extract train``: one per :class:`~kgwb.text.extract.ExtractorConfig`
     field, then the output folder."""
-    from kgwb.text.extract import DEFAULT_CLI_ENSEMBLE, ExtractorConfig
+    from kgwb.text.extract import DEFAULT_CLI_ENSEMBLE, DEFAULT_CLI_REFIT, ExtractorConfig
 
     data = ("train", "test", "valid")
     files = train.add_argument_group("data and output")
@@ -47,7 +47,13 @@ def _train_arguments(train: argparse.ArgumentParser) -> None:
         help="replace the extractor already in --out (swapped in once the new one is complete)",
     )
     training = train.add_argument_group("training")
-    ExtractorConfig.add_arguments(training, skip=data, ensemble=DEFAULT_CLI_ENSEMBLE, valid_fraction=0.1)
+    ExtractorConfig.add_arguments(
+        training,
+        skip=data,
+        ensemble=DEFAULT_CLI_ENSEMBLE,
+        valid_fraction=0.1,
+        refit=DEFAULT_CLI_REFIT,
+    )
 
 
 def _register_apply(extract_sub: argparse._SubParsersAction) -> None:
