@@ -60,3 +60,26 @@ def check_bad_input():
         return ds
 
     return check
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory):
+    """A 2-layer, 32-wide random BERT with the bundled MiniLM's tokenizer: no download."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from kgwb.text.encoder import resolve_encoder
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(None))
+    tokenizer.save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    return str(folder)

@@ -82,28 +82,6 @@ def test_cli_train_defaults_hold_out_validation_and_average_weights():
 # refit: retrain on all titles once validation has picked the weights
 
 
-@pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory):
-    """A 2-layer, 32-wide random BERT with the bundled MiniLM's tokenizer: no download."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from kgwb.text.encoder import resolve_encoder
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(None))
-    tokenizer.save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    return str(folder)
-
-
 def _titles():
     from kgwb.text.extract import LabeledTitle, _labeled_title
 
