@@ -864,6 +864,14 @@ class ExtractorConfig(StageConfig):
         "validation run picks for all members, each then trains on all titles)",
         choices=REFIT_MODES,
     )
+    #: mention replacement (:func:`replace_mentions`): every epoch sees each training title
+    #: with each labelled value swapped, with this probability, for another value of the same
+    #: attribute in the same category from the training titles (0: the titles as they are)
+    augment: float = option(
+        0.0,
+        "mention replacement: each epoch, swap each labelled value for another training "
+        "value of the same category and attribute with this probability (0: off)",
+    )
     #: the labelled titles when they are files (recorded; data given in memory is not)
     train: str | None = option(None, "labelled titles (JSON lines)", required=True)
     test: str | None = option(None, "labelled titles to score on (JSON lines)")
@@ -883,6 +891,8 @@ class ExtractorConfig(StageConfig):
             raise ConfigError(
                 f"unknown refit {self.refit!r}; choose one of: {', '.join(REFIT_MODES)}"
             )
+        if not 0.0 <= self.augment <= 1.0:
+            raise ConfigError(f"augment must be a probability between 0 and 1, not {self.augment}")
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be at least 1 (models to train), not {self.ensemble}")
 
@@ -927,6 +937,42 @@ def _encode_training(
         feature["labels"] = [IGNORE_INDEX if lab is None else label2id[lab] for lab in labels]
         features.append(feature)
     return features
+
+
+def mention_pools(examples: Sequence[LabeledTitle]) -> dict[tuple[str, str], list[str]]:
+    """Every labelled value's text per ``(category, attribute)``, one entry per occurrence
+    (so a swap draws values as often as the titles state them)."""
+    pools: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for e in examples:
+        for s in e.spans:
+            pools[(e.category, s.attribute)].append(e.text[s.start : s.end])
+    return dict(pools)
+
+
+def replace_mentions(
+    example: LabeledTitle,
+    pools: Mapping[tuple[str, str], Sequence[str]],
+    rng: random.Random,
+    probability: float,
+) -> LabeledTitle:
+    """``example`` with each labelled value, with ``probability``, replaced by a value drawn
+    from ``pools`` for its category and attribute (mention replacement, Dai & Adel, COLING
+    2020); the spans move with the text.  Values without a pool stay as they are."""
+    text, out, spans, at = example.text, [], [], 0
+    for s in sorted(example.spans, key=lambda s: s.start):
+        out.append(text[at : s.start])
+        value = text[s.start : s.end]
+        pool = pools.get((example.category, s.attribute))
+        if pool and rng.random() < probability:
+            value = rng.choice(pool)
+        start = sum(map(len, out))
+        out.append(value)
+        spans.append(Span(start, start + len(value), s.attribute, value))
+        at = s.end
+    out.append(text[at:])
+    return LabeledTitle(
+        text="".join(out), category=example.category, targets=example.targets, spans=spans
+    )
 
 
 def _length_bucketed_batches(
@@ -1101,6 +1147,15 @@ def fine_tune(
         restrict_to_schema=config.restrict_to_schema,
         dtype="float32",
     )
+    augmenter = None
+    if config.augment:
+        pools = mention_pools(examples)
+
+        def augmenter(epoch: int) -> list[dict]:
+            rng = random.Random(config.seed * 1_000_003 + epoch)
+            swapped = [replace_mentions(e, pools, rng, config.augment) for e in examples]
+            return _encode_training(tokenizer, swapped, config, label2id)
+
     started = time.perf_counter()
     losses, valid_curve = _run_epochs(
         extractor,
@@ -1109,6 +1164,7 @@ def fine_tune(
         valid=valid,
         schema=list(examples) + list(schema_examples),
         pick=pick,
+        augmenter=augmenter,
     )
     return FineTuned(extractor, losses, time.perf_counter() - started, valid_curve)
 
@@ -1143,11 +1199,13 @@ def _run_epochs(
     valid: Sequence[LabeledTitle] | None,
     schema: list[LabeledTitle],
     pick: Pick | None = None,
+    augmenter=None,
 ) -> tuple[list[float], list[float]]:
     """``config.epochs`` passes over the length-bucketed batches; with ``valid`` titles the
     weights of the best epoch (the earliest on ties) are restored at the end.  With ``pick``
     (a refit: no validation) training stops at ``pick.epoch`` of the same schedule and keeps
-    the weights ``pick`` names.  Returns the mean loss and the validation micro-F1 per epoch."""
+    the weights ``pick`` names.  ``augmenter(epoch)`` (mention replacement) gives each epoch
+    its own features.  Returns the mean loss and the validation micro-F1 per epoch."""
     collator, features, optimizer, scheduler = training
     model, device = extractor.model, extractor.device
     rng = random.Random(config.seed)
@@ -1163,6 +1221,9 @@ def _run_epochs(
     model.train()
     for epoch in range(1, (pick.epoch if pick is not None else config.epochs) + 1):
         total, count = 0.0, 0
+        if augmenter is not None:
+            features = augmenter(epoch)
+            lengths = [len(f["input_ids"]) for f in features]
         for batch_index in _length_bucketed_batches(lengths, config.batch_size, rng):
             batch = collator([features[i] for i in batch_index])
             loss = _train_step(model, batch, optimizer, scheduler, config.max_grad_norm, device)
