@@ -71,7 +71,7 @@ def test_cli_train_defaults_hold_out_validation_and_average_weights():
     register(parser.add_subparsers())
     args = parser.parse_args(["extract", "train", "--train", "t.jsonl", "--out", "o"])
     assert args.valid_fraction == 0.1 and args.average_weights is True and args.ensemble == 3
-    assert args.refit == "none"
+    assert args.refit == "none" and args.augment == 0.5
     args = parser.parse_args(
         ["extract", "train", "--train", "t.jsonl", "--out", "o", "--no-average-weights"]
     )
