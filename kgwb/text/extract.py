@@ -433,6 +433,9 @@ class ExtractorSettings:
     #: sub-folders holding the weights of an ensemble's members ("" is the folder itself;
     #: empty list: one model)
     members: list[str] = field(default_factory=list)
+    #: spans less confident than this are dropped (0: keep all; picked on validation by
+    #: :func:`train_extractor`, see :func:`pick_min_confidence`)
+    min_confidence: float = 0.0
 
 
 class Extractor:
@@ -456,6 +459,9 @@ class Extractor:
     ``tidy=True`` (default): separator and unbalanced-bracket debris is trimmed from the edges
     of every value (:func:`kgwb.text.bio.tidy_bounds`; about +0.3 micro-F1 on OA-Mine
     validation splits).
+    ``min_confidence``: spans whose confidence is below it are dropped (default: the saved
+    ``settings.min_confidence``, which :func:`train_extractor` picks on validation; 0 keeps
+    every span).
     """
 
     def __init__(
@@ -470,6 +476,7 @@ class Extractor:
         viterbi: bool = True,
         dtype: str = "float32",
         tidy: bool = True,
+        min_confidence: float | None = None,
     ) -> None:
         if decode not in ("word", "token"):
             raise KgwbError(f"unknown decode {decode!r}; choose one of: token, word")
@@ -482,6 +489,9 @@ class Extractor:
         self.decode = decode
         self.viterbi = viterbi
         self.tidy = tidy
+        self.min_confidence = (
+            settings.min_confidence if min_confidence is None else float(min_confidence)
+        )
         self.dtype = resolve_dtype(dtype, self.device)
         import torch
 
@@ -764,6 +774,8 @@ class Extractor:
         spans = decode_spans(text, token_labels_, offsets, confidences=confidences)
         if self.tidy:
             spans = tidy_spans(text, spans)
+        if self.min_confidence > 0:
+            spans = [s for s in spans if s["confidence"] >= self.min_confidence]
         for span in spans:
             span["attribute"] = _attribute_of(span["attribute"])
         return spans
@@ -864,6 +876,18 @@ class ExtractorConfig(StageConfig):
         "validation run picks for all members, each then trains on all titles)",
         choices=REFIT_MODES,
     )
+    #: with validation titles, pick the span-confidence threshold of the saved extractor
+    #: there (see :func:`pick_min_confidence`); off: ``min_confidence`` is used as given
+    pick_min_confidence: bool = option(
+        True,
+        "with validation, pick the confidence below which predicted values are dropped on the "
+        "validation titles (0 = keep all when no threshold beats it)",
+    )
+    min_confidence: float = option(
+        0.0,
+        "with --no-pick-min-confidence (or no validation): drop predicted values less "
+        "confident than this (0 = keep all)",
+    )
     #: the labelled titles when they are files (recorded; data given in memory is not)
     train: str | None = option(None, "labelled titles (JSON lines)", required=True)
     test: str | None = option(None, "labelled titles to score on (JSON lines)")
@@ -885,6 +909,10 @@ class ExtractorConfig(StageConfig):
             )
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be at least 1 (models to train), not {self.ensemble}")
+        if not 0.0 <= self.min_confidence < 1.0:
+            raise ConfigError(
+                f"min_confidence must be at least 0 and below 1, not {self.min_confidence}"
+            )
 
 
 def _encode_training(
@@ -1402,6 +1430,8 @@ class ExtractorTrainResult(StageResult):
     environment: dict = field(default_factory=dict, repr=False)
     out_dir: Path | None = None
     members: list[dict] = field(default_factory=list)
+    #: the span-confidence threshold and how it was chosen (see :func:`pick_min_confidence`)
+    decoding: dict = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict:
@@ -1445,6 +1475,8 @@ class ExtractorTrainResult(StageResult):
             }
         )
         out.setdefault("titles_per_second", None)
+        if self.decoding:
+            out["min_confidence"] = self.decoding
         if self.inference is not None:
             out["inference"] = self.inference
         out.setdefault("unit", "percent")
@@ -1493,7 +1525,15 @@ class ExtractorTrainResult(StageResult):
             for e in m.get("ensemble", [])
         ]
         scored = "micro_f1" in m
-        skip = {"train_seconds", "losses", "ensemble", "config", "environment", "inference"}
+        skip = {
+            "train_seconds",
+            "losses",
+            "ensemble",
+            "config",
+            "environment",
+            "inference",
+            "min_confidence",
+        }
         return cls(
             config=ExtractorConfig.from_dict(m["config"]),
             losses=list(m["losses"]),
@@ -1513,6 +1553,7 @@ class ExtractorTrainResult(StageResult):
             environment=m.get("environment", {}),
             out_dir=folder,
             members=members,
+            decoding=m.get("min_confidence") or {},
         )
 
 
@@ -1549,6 +1590,8 @@ def _fit_member(
         **extractor.training,
         "n_valid": 0 if pick is not None else len(member_valid or []),
         "extractor": extractor,
+        # titles this member never trained on (for picking decode settings; not saved)
+        "valid_titles": [] if pick is not None else list(member_valid or []),
     }
 
 
@@ -1567,6 +1610,114 @@ def _refit_member(
     member["selected"] = f"{picked['selected']}, refit on all {len(train_examples)} titles"
     member["validation_seconds"] = validation_seconds
     return member
+
+
+#: keys of a member's record that stay in memory (not in ``metrics.json``)
+_UNSAVED = ("extractor", "valid_titles")
+#: thresholds :func:`pick_min_confidence` tries (0: keep every span)
+MIN_CONFIDENCE_GRID = (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+def _unfiltered_spans(extractor: Extractor, titles: Sequence[LabeledTitle], batch_size: int):
+    kept = extractor.min_confidence
+    extractor.min_confidence = 0.0
+    try:
+        return extractor.extract(
+            [e.text for e in titles], [e.category for e in titles], batch_size=batch_size
+        )
+    finally:
+        extractor.min_confidence = kept
+
+
+def pick_min_confidence(
+    scored: Sequence[tuple[Extractor, Sequence[LabeledTitle]]],
+    schema_examples: Sequence[LabeledTitle] = (),
+    *,
+    grid: Sequence[float] = MIN_CONFIDENCE_GRID,
+    batch_size: int = 64,
+) -> dict:
+    """The span-confidence threshold with the best slot micro-F1 on validation titles.
+
+    ``scored``: pairs of an extractor and titles it never trained on (an ensemble's members
+    each with its own validation split: cross-fitted; or one extractor with given validation
+    titles).  Each extractor's spans are extracted once; for every threshold ``t`` of ``grid``
+    the spans below ``t`` are dropped, the most confident per attribute is the slot's
+    prediction, and the slot counts of all pairs are pooled into one micro-F1.  The best
+    ``t`` wins, the smallest on ties (so 0, keeping every span, stays unless a threshold
+    beats it).  The category schema comes from the titles and ``schema_examples``.
+    Returns ``{"min_confidence", "valid_micro_f1": {t: F1}, "n_valid"}``.
+    """
+    from kgwb.text.metrics import _prf
+
+    if 0.0 not in grid:
+        grid = (0.0, *grid)
+    grid = sorted(set(float(t) for t in grid))
+    everything = list(schema_examples) + [e for _, titles in scored for e in titles]
+    schema = category_schema([e.category for e in everything], [e.targets for e in everything])
+    counts = {t: defaultdict(int) for t in grid}
+    n_valid = 0
+    for extractor, titles in scored:
+        if not titles:
+            continue
+        n_valid += len(titles)
+        spans = _unfiltered_spans(extractor, titles, batch_size)
+        targets = [e.targets for e in titles]
+        categories = [e.category for e in titles]
+        for t in grid:
+            predictions = [
+                best_per_attribute(x for x in found if x["confidence"] >= t) for found in spans
+            ]
+            scores = slot_scores(targets, predictions, categories, schema=schema)
+            for outcome, n in scores.counts.items():
+                counts[t][outcome] += n
+    f1 = {t: round(100.0 * _prf(counts[t])[2], 4) for t in grid}
+    best = max(grid, key=lambda t: (f1[t], -t)) if n_valid else 0.0
+    return {
+        "min_confidence": best,
+        "valid_micro_f1": {str(t): f1[t] for t in grid},
+        "n_valid": n_valid,
+    }
+
+
+def _decoding_choice(
+    extractor: Extractor,
+    members: list[dict],
+    config: ExtractorConfig,
+    given_valid: list[LabeledTitle] | None,
+    schema_examples: list[LabeledTitle],
+) -> dict:
+    """Set the extractor's ``min_confidence`` (picked on validation or as configured) and
+    return the record of how: ``{"min_confidence", "picked_on", ...}``."""
+    chosen: dict[str, Any] = {"min_confidence": config.min_confidence, "picked_on": "config"}
+    if config.pick_min_confidence:
+        if given_valid:
+            scored, where = [(extractor, given_valid)], "the given validation titles"
+        else:
+            scored = [(m["extractor"], m["valid_titles"]) for m in members if m["valid_titles"]]
+            where = (
+                "each member's own validation split (cross-fitted)"
+                if len(members) > 1
+                else "the validation split"
+            )
+        if scored:
+            started = time.perf_counter()
+            picked = pick_min_confidence(scored, schema_examples, batch_size=config.eval_batch_size)
+            chosen = picked | {
+                "picked_on": where,
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+            log.info(
+                "min_confidence %.2f picked on %s (valid micro-F1 %.2f; %.2f keeping every span)",
+                picked["min_confidence"],
+                where,
+                picked["valid_micro_f1"][str(picked["min_confidence"])],
+                picked["valid_micro_f1"]["0.0"],
+            )
+        else:
+            chosen["picked_on"] = "config (no validation titles to pick on)"
+    extractor.settings.min_confidence = float(chosen["min_confidence"])
+    extractor.min_confidence = float(chosen["min_confidence"])
+    return chosen
 
 
 def _train_members(
@@ -1673,6 +1824,9 @@ def train_extractor(
     if given_valid is not None and not given_valid:
         raise KgwbError("the validation set is empty: nothing to pick the best epoch with")
     extractor, members = _train_members(train_examples, config, given_valid, test_examples)
+    decoding = _decoding_choice(
+        extractor, members, config, given_valid, train_examples + list(test_examples or [])
+    )
     first = members[0]
     n_valid = first["n_valid"]
     evaluation = inference = None
@@ -1696,7 +1850,8 @@ def train_extractor(
         extractor=extractor,
         n_valid=n_valid,
         valid_curve=first["valid_curve"],
-        members=[{k: v for k, v in m.items() if k != "extractor"} for m in members],
+        members=[{k: v for k, v in m.items() if k not in _UNSAVED} for m in members],
+        decoding=decoding,
         inference=inference,
         environment=_environment()
         | {"torch_threads": _torch_threads(), "device": resolve_device(config.device)},
