@@ -43,6 +43,7 @@ from kgwb.text.bio import (
     bio_transitions,
     decode_spans,
     locate_values,
+    merge_fragments,
     tidy_spans,
     token_labels,
     viterbi_batch,
@@ -433,9 +434,11 @@ class ExtractorSettings:
     #: sub-folders holding the weights of an ensemble's members ("" is the folder itself;
     #: empty list: one model)
     members: list[str] = field(default_factory=list)
-    #: spans less confident than this are dropped (0: keep all; picked on validation by
-    #: :func:`train_extractor`, see :func:`pick_min_confidence`)
+    #: decoding picked on validation by :func:`train_extractor` (see :func:`pick_decoding`):
+    #: spans less confident than this are dropped (0: keep all) ...
     min_confidence: float = 0.0
+    #: ... and adjacent fragments of one attribute are merged (:func:`~kgwb.text.bio.merge_fragments`)
+    merge_fragments: bool = False
 
 
 class Extractor:
@@ -459,9 +462,10 @@ class Extractor:
     ``tidy=True`` (default): separator and unbalanced-bracket debris is trimmed from the edges
     of every value (:func:`kgwb.text.bio.tidy_bounds`; about +0.3 micro-F1 on OA-Mine
     validation splits).
-    ``min_confidence``: spans whose confidence is below it are dropped (default: the saved
-    ``settings.min_confidence``, which :func:`train_extractor` picks on validation; 0 keeps
-    every span).
+    ``merge_fragments``: spans of one attribute parted only by white space or a joiner become
+    one (:func:`kgwb.text.bio.merge_fragments`); ``min_confidence``: spans whose confidence is
+    below it are then dropped (0 keeps every span).  Both default to the saved settings, which
+    :func:`train_extractor` picks on validation (:func:`pick_decoding`).
     """
 
     def __init__(
@@ -477,6 +481,7 @@ class Extractor:
         dtype: str = "float32",
         tidy: bool = True,
         min_confidence: float | None = None,
+        merge_fragments: bool | None = None,
     ) -> None:
         if decode not in ("word", "token"):
             raise KgwbError(f"unknown decode {decode!r}; choose one of: token, word")
@@ -491,6 +496,9 @@ class Extractor:
         self.tidy = tidy
         self.min_confidence = (
             settings.min_confidence if min_confidence is None else float(min_confidence)
+        )
+        self.merge_fragments = (
+            settings.merge_fragments if merge_fragments is None else bool(merge_fragments)
         )
         self.dtype = resolve_dtype(dtype, self.device)
         import torch
@@ -774,6 +782,8 @@ class Extractor:
         spans = decode_spans(text, token_labels_, offsets, confidences=confidences)
         if self.tidy:
             spans = tidy_spans(text, spans)
+        if self.merge_fragments:
+            spans = merge_fragments(text, spans)
         if self.min_confidence > 0:
             spans = [s for s in spans if s["confidence"] >= self.min_confidence]
         for span in spans:
@@ -876,17 +886,23 @@ class ExtractorConfig(StageConfig):
         "validation run picks for all members, each then trains on all titles)",
         choices=REFIT_MODES,
     )
-    #: with validation titles, pick the span-confidence threshold of the saved extractor
-    #: there (see :func:`pick_min_confidence`); off: ``min_confidence`` is used as given
-    pick_min_confidence: bool = option(
+    #: with validation titles, pick the decoding of the saved extractor there (see
+    #: :func:`pick_decoding`); off: ``min_confidence`` and ``merge_fragments`` as given
+    pick_decoding: bool = option(
         True,
-        "with validation, pick the confidence below which predicted values are dropped on the "
-        "validation titles (0 = keep all when no threshold beats it)",
+        "with validation, pick on the validation titles whether adjacent fragments of one "
+        "attribute are merged and the confidence below which predicted values are dropped "
+        "(neither, when nothing beats that)",
     )
     min_confidence: float = option(
         0.0,
-        "with --no-pick-min-confidence (or no validation): drop predicted values less "
-        "confident than this (0 = keep all)",
+        "with --no-pick-decoding (or no validation): drop predicted values less confident "
+        "than this (0 = keep all)",
+    )
+    merge_fragments: bool = option(
+        False,
+        "with --no-pick-decoding (or no validation): merge values of one attribute parted "
+        "only by white space or - / & +",
     )
     #: the labelled titles when they are files (recorded; data given in memory is not)
     train: str | None = option(None, "labelled titles (JSON lines)", required=True)
@@ -1430,7 +1446,7 @@ class ExtractorTrainResult(StageResult):
     environment: dict = field(default_factory=dict, repr=False)
     out_dir: Path | None = None
     members: list[dict] = field(default_factory=list)
-    #: the span-confidence threshold and how it was chosen (see :func:`pick_min_confidence`)
+    #: the decoding settings and how they were chosen (see :func:`pick_decoding`)
     decoding: dict = field(default_factory=dict)
 
     @property
@@ -1476,7 +1492,7 @@ class ExtractorTrainResult(StageResult):
         )
         out.setdefault("titles_per_second", None)
         if self.decoding:
-            out["min_confidence"] = self.decoding
+            out["decoding"] = self.decoding
         if self.inference is not None:
             out["inference"] = self.inference
         out.setdefault("unit", "percent")
@@ -1532,7 +1548,7 @@ class ExtractorTrainResult(StageResult):
             "config",
             "environment",
             "inference",
-            "min_confidence",
+            "decoding",
         }
         return cls(
             config=ExtractorConfig.from_dict(m["config"]),
@@ -1553,7 +1569,7 @@ class ExtractorTrainResult(StageResult):
             environment=m.get("environment", {}),
             out_dir=folder,
             members=members,
-            decoding=m.get("min_confidence") or {},
+            decoding=m.get("decoding") or {},
         )
 
 
@@ -1614,67 +1630,82 @@ def _refit_member(
 
 #: keys of a member's record that stay in memory (not in ``metrics.json``)
 _UNSAVED = ("extractor", "valid_titles")
-#: thresholds :func:`pick_min_confidence` tries (0: keep every span)
+#: thresholds :func:`pick_decoding` tries (0: keep every span)
 MIN_CONFIDENCE_GRID = (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
-def _unfiltered_spans(extractor: Extractor, titles: Sequence[LabeledTitle], batch_size: int):
-    kept = extractor.min_confidence
-    extractor.min_confidence = 0.0
+def _decoding_key(merge: bool, threshold: float) -> str:
+    return f"{'merge' if merge else 'no merge'}, min_confidence {threshold}"
+
+
+def _unmerged_unfiltered_spans(
+    extractor: Extractor, titles: Sequence[LabeledTitle], batch_size: int
+) -> list[list[dict]]:
+    kept = extractor.min_confidence, extractor.merge_fragments
+    extractor.min_confidence, extractor.merge_fragments = 0.0, False
     try:
         return extractor.extract(
             [e.text for e in titles], [e.category for e in titles], batch_size=batch_size
         )
     finally:
-        extractor.min_confidence = kept
+        extractor.min_confidence, extractor.merge_fragments = kept
 
 
-def pick_min_confidence(
+def pick_decoding(
     scored: Sequence[tuple[Extractor, Sequence[LabeledTitle]]],
     schema_examples: Sequence[LabeledTitle] = (),
     *,
     grid: Sequence[float] = MIN_CONFIDENCE_GRID,
+    merge: Sequence[bool] = (False, True),
     batch_size: int = 64,
 ) -> dict:
-    """The span-confidence threshold with the best slot micro-F1 on validation titles.
+    """The decoding with the best slot micro-F1 on validation titles: whether adjacent
+    fragments of one attribute are merged (:func:`kgwb.text.bio.merge_fragments`) and the
+    span-confidence threshold.
 
     ``scored``: pairs of an extractor and titles it never trained on (an ensemble's members
     each with its own validation split: cross-fitted; or one extractor with given validation
-    titles).  Each extractor's spans are extracted once; for every threshold ``t`` of ``grid``
-    the spans below ``t`` are dropped, the most confident per attribute is the slot's
-    prediction, and the slot counts of all pairs are pooled into one micro-F1.  The best
-    ``t`` wins, the smallest on ties (so 0, keeping every span, stays unless a threshold
-    beats it).  The category schema comes from the titles and ``schema_examples``.
-    Returns ``{"min_confidence", "valid_micro_f1": {t: F1}, "n_valid"}``.
+    titles).  Each extractor's spans are extracted once; for every setting the spans are
+    merged or not, those below the threshold dropped, the most confident per attribute is the
+    slot's prediction, and the slot counts of all pairs are pooled into one micro-F1.  The
+    best setting wins; on ties no merging, then the smallest threshold (so the plain
+    decoding stays unless something beats it).  The category schema comes from the titles
+    and ``schema_examples``.  Returns ``{"min_confidence", "merge_fragments",
+    "valid_micro_f1": {setting: F1}, "n_valid"}``.
     """
     from kgwb.text.metrics import _prf
 
-    if 0.0 not in grid:
-        grid = (0.0, *grid)
-    grid = sorted(set(float(t) for t in grid))
+    grid = sorted({0.0, *(float(t) for t in grid)})
+    merge = sorted({False, *(bool(m) for m in merge)})
+    settings = [(m, t) for m in merge for t in grid]
     everything = list(schema_examples) + [e for _, titles in scored for e in titles]
     schema = category_schema([e.category for e in everything], [e.targets for e in everything])
-    counts = {t: defaultdict(int) for t in grid}
+    counts = {setting: defaultdict(int) for setting in settings}
     n_valid = 0
     for extractor, titles in scored:
         if not titles:
             continue
         n_valid += len(titles)
-        spans = _unfiltered_spans(extractor, titles, batch_size)
+        plain = _unmerged_unfiltered_spans(extractor, titles, batch_size)
         targets = [e.targets for e in titles]
         categories = [e.category for e in titles]
-        for t in grid:
-            predictions = [
-                best_per_attribute(x for x in found if x["confidence"] >= t) for found in spans
-            ]
-            scores = slot_scores(targets, predictions, categories, schema=schema)
-            for outcome, n in scores.counts.items():
-                counts[t][outcome] += n
-    f1 = {t: round(100.0 * _prf(counts[t])[2], 4) for t in grid}
-    best = max(grid, key=lambda t: (f1[t], -t)) if n_valid else 0.0
+        for m in merge:
+            spans = (
+                [merge_fragments(e.text, found) for e, found in zip(titles, plain)] if m else plain
+            )
+            for t in grid:
+                predictions = [
+                    best_per_attribute(x for x in found if x["confidence"] >= t) for found in spans
+                ]
+                scores = slot_scores(targets, predictions, categories, schema=schema)
+                for outcome, n in scores.counts.items():
+                    counts[(m, t)][outcome] += n
+    f1 = {setting: round(100.0 * _prf(counts[setting])[2], 4) for setting in settings}
+    best = max(settings, key=lambda st: (f1[st], not st[0], -st[1])) if n_valid else (False, 0.0)
     return {
-        "min_confidence": best,
-        "valid_micro_f1": {str(t): f1[t] for t in grid},
+        "min_confidence": best[1],
+        "merge_fragments": best[0],
+        "valid_micro_f1": {_decoding_key(*st): f1[st] for st in settings},
         "n_valid": n_valid,
     }
 
@@ -1686,10 +1717,14 @@ def _decoding_choice(
     given_valid: list[LabeledTitle] | None,
     schema_examples: list[LabeledTitle],
 ) -> dict:
-    """Set the extractor's ``min_confidence`` (picked on validation or as configured) and
-    return the record of how: ``{"min_confidence", "picked_on", ...}``."""
-    chosen: dict[str, Any] = {"min_confidence": config.min_confidence, "picked_on": "config"}
-    if config.pick_min_confidence:
+    """Set the extractor's decoding (``merge_fragments``, ``min_confidence``: picked on
+    validation or as configured) and return the record of how."""
+    chosen: dict[str, Any] = {
+        "min_confidence": config.min_confidence,
+        "merge_fragments": config.merge_fragments,
+        "picked_on": "config",
+    }
+    if config.pick_decoding:
         if given_valid:
             scored, where = [(extractor, given_valid)], "the given validation titles"
         else:
@@ -1701,22 +1736,26 @@ def _decoding_choice(
             )
         if scored:
             started = time.perf_counter()
-            picked = pick_min_confidence(scored, schema_examples, batch_size=config.eval_batch_size)
+            picked = pick_decoding(scored, schema_examples, batch_size=config.eval_batch_size)
             chosen = picked | {
                 "picked_on": where,
                 "seconds": round(time.perf_counter() - started, 2),
             }
             log.info(
-                "min_confidence %.2f picked on %s (valid micro-F1 %.2f; %.2f keeping every span)",
-                picked["min_confidence"],
+                "decoding picked on %s: %s (valid micro-F1 %.2f; %.2f without merging or a "
+                "threshold)",
                 where,
-                picked["valid_micro_f1"][str(picked["min_confidence"])],
-                picked["valid_micro_f1"]["0.0"],
+                _decoding_key(picked["merge_fragments"], picked["min_confidence"]),
+                picked["valid_micro_f1"][
+                    _decoding_key(picked["merge_fragments"], picked["min_confidence"])
+                ],
+                picked["valid_micro_f1"][_decoding_key(False, 0.0)],
             )
         else:
             chosen["picked_on"] = "config (no validation titles to pick on)"
-    extractor.settings.min_confidence = float(chosen["min_confidence"])
-    extractor.min_confidence = float(chosen["min_confidence"])
+    for target in (extractor.settings, extractor):
+        target.min_confidence = float(chosen["min_confidence"])
+        target.merge_fragments = bool(chosen["merge_fragments"])
     return chosen
 
 
