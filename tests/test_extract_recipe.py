@@ -71,7 +71,7 @@ def test_cli_train_defaults_hold_out_validation_and_average_weights():
     register(parser.add_subparsers())
     args = parser.parse_args(["extract", "train", "--train", "t.jsonl", "--out", "o"])
     assert args.valid_fraction == 0.1 and args.average_weights is True and args.ensemble == 3
-    assert args.refit == "none"
+    assert args.refit == "none" and args.augment == 0.5
     args = parser.parse_args(
         ["extract", "train", "--train", "t.jsonl", "--out", "o", "--no-average-weights"]
     )
@@ -176,3 +176,49 @@ def test_refit_needs_a_split_of_train_and_a_known_mode(tiny_encoder, one_thread)
     assert result.metrics["ensemble"][0]["refit"] is False
     with pytest.raises(ConfigError, match="refit"):
         ExtractorConfig(refit="always").validate()
+
+
+# ------------------------------------------------------------------------------------------
+# mention replacement (--augment)
+
+
+def test_replace_mentions_swaps_values_within_category_and_attribute_and_moves_spans():
+    import random
+
+    from kgwb.text.extract import _labeled_title, mention_pools, replace_mentions
+
+    titles = _titles()
+    pools = mention_pools(titles)
+    assert sorted(set(pools[("Shoes", "Color")])) == ["Green", "Red"]  # category-wise
+    rng = random.Random(0)
+    swapped = [replace_mentions(t, pools, rng, 1.0) for t in titles]
+    changed = 0
+    for before, after in zip(titles, swapped):
+        assert after.category == before.category and after.targets == before.targets
+        assert [s.attribute for s in after.spans] == [s.attribute for s in before.spans]
+        for s in after.spans:  # every span still names its own text
+            assert after.text[s.start : s.end] == s.value
+            assert s.value in pools[(after.category, s.attribute)]
+        assert after.text.endswith(before.text[before.spans[-1].end :])  # the rest is kept
+        changed += after.text != before.text
+    assert changed > len(titles) // 2
+    # probability 0, or a value without a pool, leaves the title as it is
+    assert [replace_mentions(t, pools, rng, 0.0).text for t in titles] == [t.text for t in titles]
+    odd = _labeled_title("Acme Widget", "Tools", {"Brand": ["Acme"]}, occurrences="first")
+    assert replace_mentions(odd, pools, rng, 1.0).text == "Acme Widget"
+
+
+def test_augment_gives_every_epoch_its_own_titles_and_is_seeded(tiny_encoder, one_thread):
+    from kgwb.errors import ConfigError
+    from kgwb.text.extract import ExtractorConfig, fine_tune
+
+    titles = _titles()
+    config = ExtractorConfig(
+        model=tiny_encoder, epochs=2, batch_size=4, max_length=24, seed=1, augment=0.5
+    )
+    a, b = fine_tune(titles, config), fine_tune(titles, config)
+    assert a.losses == b.losses  # seeded
+    plain = fine_tune(titles, ExtractorConfig(**{**config.to_dict(), "augment": 0.0}))
+    assert plain.losses != a.losses
+    with pytest.raises(ConfigError, match="augment"):
+        ExtractorConfig(model=tiny_encoder, augment=1.5).validate()

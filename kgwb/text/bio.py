@@ -307,6 +307,40 @@ def tidy_spans(text: str, spans: Iterable[dict]) -> list[dict]:
     return out
 
 
+#: what may part two fragments of one value: white space and the joiners ``- / & +``
+FRAGMENT_GAP = " -/&+"
+
+
+def merge_fragments(text: str, spans: Iterable[dict], gap: str = FRAGMENT_GAP) -> list[dict]:
+    """Spans of one attribute that follow each other with only ``gap`` characters (or nothing)
+    between them become one span (``Philips Sonicare`` + ``DiamondClean`` ->
+    ``Philips Sonicare DiamondClean``; ``1700mcg/`` + ``1000mcg`` -> ``1700mcg/1000mcg``):
+    BIO decoding can break one value into several (``B I B``), and a slot takes one value.
+    The merged span's ``confidence`` is the mean of its fragments'; spans come back in title
+    order, ``value == text[start:end]``."""
+    out: list[dict] = []
+    parts: list[float] = []
+    for span in sorted(spans, key=lambda x: (x["start"], x["end"])):
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last["attribute"] == span["attribute"]
+            and last["end"] <= span["start"]
+            and all(c in gap for c in text[last["end"] : span["start"]])
+        ):
+            parts.append(span.get("confidence", 1.0))
+            out[-1] = {
+                **last,
+                "end": span["end"],
+                "value": text[last["start"] : span["end"]],
+                "confidence": sum(parts) / len(parts),
+            }
+        else:
+            out.append(dict(span))
+            parts = [span.get("confidence", 1.0)]
+    return out
+
+
 def best_per_attribute(spans: Iterable[dict]) -> dict[str, str]:
     """One value per attribute (one per slot): the most confident span, the first on ties."""
     best: dict[str, dict] = {}

@@ -34,7 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _train_arguments(train: argparse.ArgumentParser) -> None:
     """The flags of ``extract train``: one per :class:`~kgwb.text.extract.ExtractorConfig`
     field, then the output folder."""
-    from kgwb.text.extract import DEFAULT_CLI_ENSEMBLE, DEFAULT_CLI_REFIT, ExtractorConfig
+    from kgwb.text.extract import (
+        DEFAULT_CLI_AUGMENT,
+        DEFAULT_CLI_ENSEMBLE,
+        DEFAULT_CLI_REFIT,
+        ExtractorConfig,
+    )
 
     data = ("train", "test", "valid")
     files = train.add_argument_group("data and output")
@@ -53,6 +58,7 @@ def _train_arguments(train: argparse.ArgumentParser) -> None:
         ensemble=DEFAULT_CLI_ENSEMBLE,
         valid_fraction=0.1,
         refit=DEFAULT_CLI_REFIT,
+        augment=DEFAULT_CLI_AUGMENT,
     )
 
 
