@@ -112,6 +112,15 @@ def test_untyped_entity_list_uses_org_ids(tmp_path: Path) -> None:
     assert ds.item_entities["entity_id"].tolist() == ["I0", "I1", "I2", "I3"]
 
 
+def test_entity_names_decode_html_character_references_ids_do_not(tmp_path: Path) -> None:
+    entities = FILES["entity_list.txt"].replace("Acme Co", "L&#39;Oreal &amp;amp; Co")
+    ds = load_kgat(write(tmp_path / "escaped", dict(FILES, **{"entity_list.txt": entities})))
+    brand = ds.entities[ds.entities["type"] == "brand"].iloc[0]
+    assert brand["entity_id"] == "brand:L&#39;Oreal &amp;amp; Co"  # the file's id
+    assert brand["name"] == "L'Oreal & Co"  # what views and exports show
+    assert "brand:L&#39;Oreal &amp;amp; Co" in set(ds.kg["tail"])
+
+
 def test_valid_is_optional_and_repeated_items_are_counted(tmp_path: Path) -> None:
     files = {k: v for k, v in FILES.items() if k != "valid.txt"}
     files["train.txt"] = "0 0 0 1\n1 2\n2\n"  # item 0 twice for user 0

@@ -300,3 +300,24 @@ def test_categories_in_each_layout_real_files_use(tmp_path, raw, path):
     else:
         assert items.loc["i1", "category_path"] == path
         assert items.loc["i1", "category"] == path.split(" > ")[-1]
+
+
+def test_html_character_references_are_decoded_in_display_text_not_ids(tmp_path):
+    """Amazon dumps escape names (``L&#39;Oreal``, sometimes twice): titles, brands,
+    categories and entity names are display text and get decoded; ids keep the files' form so
+    that the KG's tails still match them."""
+    (tmp_path / "a.item").write_text(
+        "item_id:token\tbrand:token\ttitle:token_seq\tcategories:token_seq\n"
+        "i&amp;1\tL&#39;Oreal\tMen&amp;amp;s gel\tHair_&amp;_Skin\n"
+    )
+    (tmp_path / "a.inter").write_text("user_id:token\titem_id:token\nu1\ti&amp;1\n")
+    (tmp_path / "a.kg").write_text(
+        "head_id:token\trelation_id:token\ttail_id:token\nitem:i1\tproduced_by\tbrand:L&#39;Oreal\n"
+    )
+    ds = load_recbole(tmp_path)
+    item = ds.items.iloc[0]
+    assert item["item_id"] == "i&amp;1"  # an id: as in the file
+    assert (item["brand"], item["title"]) == ("L'Oreal", "Men&s gel")
+    assert item["category"] == "Hair & Skin"
+    brand = ds.entities.set_index("entity_id").loc["brand:L&#39;Oreal"]
+    assert brand["name"] == "L'Oreal"

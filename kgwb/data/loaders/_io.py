@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,20 @@ from kgwb.data.schema import LoadReport
 from kgwb.errors import ConfigError, DataError
 
 Errors = Literal["raise", "skip"]
+
+
+def unescape_html(values: pd.Series) -> pd.Series:
+    """Display text with HTML character references decoded (``L&#39;Oreal`` → ``L'Oreal``,
+    ``&amp;amp;`` → ``&``): Amazon's metadata dumps, and the KGAT / RecBole files made from
+    them, carry names escaped once or twice.  Only values holding ``&`` change; missing values
+    stay missing.  Ids are never passed through it (they must match the files' own ids)."""
+    has = values.str.contains("&", regex=False, na=False)
+    if not has.any():
+        return values
+    out = values.copy()
+    out[has] = values[has].map(lambda v: html.unescape(html.unescape(v)))
+    return out
+
 
 #: the reason keys used in ``LoadReport.rejected_by_reason``
 INVALID_UTF8 = "invalid UTF-8"

@@ -40,6 +40,7 @@ from kgwb.data.loaders._io import (
     read_delimited,
     read_lines,
     to_int,
+    unescape_html,
 )
 from kgwb.data.schema import Dataset, LoadReport
 from kgwb.errors import DataError
@@ -194,7 +195,11 @@ def _mapped_entities(
     else:
         types = pd.Series(np.where(entity_map.remap < n_items, "item", "entity"), dtype="str")
     entities = pd.DataFrame(
-        {"entity_id": entity_ids, "type": types.reset_index(drop=True), "name": entity_map.org}
+        {
+            "entity_id": entity_ids,
+            "type": types.reset_index(drop=True),
+            "name": unescape_html(entity_map.org.reset_index(drop=True)),
+        }
     )
     item_pos = entity_map.position(item_remaps)
     has_entity = item_pos >= 0

@@ -38,6 +38,7 @@ from kgwb.data.loaders._io import (
     read_delimited,
     to_float,
     to_numpy_bool,
+    unescape_html,
 )
 from kgwb.data.schema import Dataset, LoadReport
 from kgwb.errors import DataError
@@ -235,6 +236,9 @@ def _read_items(file: Path, errors: Errors, report: LoadReport) -> pd.DataFrame:
     )
     df = rows.finish()
     _empty_to_missing(df, types)
+    for column, field_type in types.items():  # titles, brands, categories: display text
+        if field_type in ("token", "token_seq") and not column.endswith("_id") and column in df:
+            df[column] = unescape_html(df[column])
     if "categories" in df.columns:
         path = df.pop("categories").map(_category_tokens, na_action="ignore")
         df["category"] = path.map(lambda p: p[-1], na_action="ignore").astype("str")
@@ -360,6 +364,6 @@ def _entities(kg: pd.DataFrame | None, link: pd.DataFrame | None) -> pd.DataFram
         {
             "entity_id": ids,
             "type": pd.Series(types, dtype="str"),
-            "name": pd.Series(names, dtype="str"),
+            "name": unescape_html(pd.Series(names, dtype="str")),
         }
     )
